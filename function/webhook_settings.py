@@ -1,0 +1,125 @@
+"""The function's settings: the environment contract shared with the Pulumi program.
+
+The Pulumi program writes these variables (``infra`` imports the names from here) and the
+handler reads them, so the names and their rules live in exactly one place. Standard library
+only: this module ships inside the Lambda package.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+ENV_DISTRIBUTION_IDS = "DISTRIBUTION_IDS"
+ENV_INVALIDATION_PATHS = "INVALIDATION_PATHS"
+ENV_DEPLOY_CONTEXTS = "DEPLOY_CONTEXTS"
+ENV_NETLIFY_SITE_ID = "NETLIFY_SITE_ID"
+ENV_SECRETS_PARAMETER = "SECRETS_PARAMETER"
+
+DEFAULT_INVALIDATION_PATHS = ("/*",)
+DEFAULT_DEPLOY_CONTEXTS = ("production",)
+KNOWN_DEPLOY_CONTEXTS = ("production", "deploy-preview", "branch-deploy")
+# CloudFront accepts at most 3,000 paths in one invalidation batch.
+MAX_INVALIDATION_PATHS = 3000
+
+_DISTRIBUTION_ID = re.compile(r"[A-Za-z0-9]+")
+# SSM parameter names: letters, digits and . - _ /, at most 2048 characters.
+_PARAMETER_NAME = re.compile(r"[A-Za-z0-9_.\-/]{1,2048}")
+
+
+class SettingsError(ValueError):
+    """A bad setting; ``variable`` names the environment variable at fault."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    distribution_ids: tuple[str, ...]
+    secrets_parameter: str
+    invalidation_paths: tuple[str, ...] = DEFAULT_INVALIDATION_PATHS
+    deploy_contexts: tuple[str, ...] = DEFAULT_DEPLOY_CONTEXTS
+    netlify_site_id: str | None = None
+
+    def to_environment(self) -> dict[str, str]:
+        """The environment variables that make ``load_settings`` return these settings."""
+        env = {
+            ENV_DISTRIBUTION_IDS: ",".join(self.distribution_ids),
+            ENV_INVALIDATION_PATHS: ",".join(self.invalidation_paths),
+            ENV_DEPLOY_CONTEXTS: ",".join(self.deploy_contexts),
+            ENV_SECRETS_PARAMETER: self.secrets_parameter,
+        }
+        if self.netlify_site_id:
+            env[ENV_NETLIFY_SITE_ID] = self.netlify_site_id
+        return env
+
+
+def split_list(raw: str) -> list[str]:
+    """Comma-separated items, surrounding blanks removed, empty items dropped."""
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def invalidation_path_problem(path: str) -> str | None:
+    """Why CloudFront would refuse ``path`` as an invalidation path, or None when it is fine."""
+    if not path.startswith("/"):
+        return f"path {path!r} must start with '/'"
+    if "*" in path[:-1]:
+        return f"path {path!r} may hold '*' only as its last character"
+    if any(ch.isspace() for ch in path):
+        return f"path {path!r} must not contain blanks; percent-encode them"
+    return None
+
+
+def validate_invalidation_paths(paths: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Paths as CloudFront accepts them, or ValueError saying which one is wrong and why."""
+    if not paths:
+        raise ValueError("at least one path is needed")
+    if len(paths) > MAX_INVALIDATION_PATHS:
+        raise ValueError(f"{len(paths)} paths given; at most {MAX_INVALIDATION_PATHS} allowed")
+    for path in paths:
+        problem = invalidation_path_problem(path)
+        if problem:
+            raise ValueError(problem)
+    return tuple(paths)
+
+
+def load_settings(environ: Mapping[str, str]) -> FunctionSettings:
+    """Read and validate the function's settings; SettingsError names the variable at fault."""
+    raw_ids = environ.get(ENV_DISTRIBUTION_IDS, "")
+    ids = split_list(raw_ids)
+    if not ids:
+        raise SettingsError(ENV_DISTRIBUTION_IDS, "required: comma-separated distribution ids")
+    for dist_id in ids:
+        if not _DISTRIBUTION_ID.fullmatch(dist_id):
+            raise SettingsError(
+                ENV_DISTRIBUTION_IDS, f"{dist_id!r} is not an id (letters and digits only)"
+            )
+
+    paths = split_list(environ.get(ENV_INVALIDATION_PATHS, "")) or list(DEFAULT_INVALIDATION_PATHS)
+    try:
+        validate_invalidation_paths(paths)
+    except ValueError as error:
+        raise SettingsError(ENV_INVALIDATION_PATHS, str(error)) from None
+
+    contexts = split_list(environ.get(ENV_DEPLOY_CONTEXTS, "")) or list(DEFAULT_DEPLOY_CONTEXTS)
+
+    parameter = environ.get(ENV_SECRETS_PARAMETER, "").strip()
+    if not parameter:
+        raise SettingsError(ENV_SECRETS_PARAMETER, "required: name of the SSM SecureString")
+    if not _PARAMETER_NAME.fullmatch(parameter):
+        raise SettingsError(
+            ENV_SECRETS_PARAMETER, "not an SSM parameter name (letters, digits, . - _ /)"
+        )
+
+    site_id = environ.get(ENV_NETLIFY_SITE_ID, "").strip() or None
+    return FunctionSettings(
+        distribution_ids=tuple(dict.fromkeys(ids)),
+        secrets_parameter=parameter,
+        invalidation_paths=tuple(paths),
+        deploy_contexts=tuple(dict.fromkeys(contexts)),
+        netlify_site_id=site_id,
+    )

@@ -1,0 +1,43 @@
+"""The listener rule that routes Netlify's notification to the function.
+
+One definition, used by the Pulumi program (the real ALB rule) and by the local stack's
+stand-in listener, so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from infra.settings import Secret, SiteSettings
+
+TOKEN_QUERY_KEY = "token"  # noqa: S105 (a query key name, not a secret)
+
+
+def escape_query_value(value: str) -> str:
+    r"""Escape what an ALB query-string condition treats as wildcards (``*``, ``?``) and ``\``."""
+    return value.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
+
+
+@dataclass(frozen=True)
+class WebhookRule:
+    host: str
+    path: str
+    token: Secret
+    priority: int
+
+    @classmethod
+    def from_settings(cls, settings: SiteSettings) -> WebhookRule:
+        return cls(
+            host=settings.domain,
+            path=settings.webhook_path,
+            token=settings.webhook_token,
+            priority=settings.rule_priority,
+        )
+
+    def query_condition_value(self) -> str:
+        """The rule's ``token`` query-string value (secret: never log or export it plainly)."""
+        return escape_query_value(self.token.reveal())
+
+    def url(self) -> str:
+        """The webhook URL Netlify calls (secret: it carries the token)."""
+        return f"https://{self.host}{self.path}?{TOKEN_QUERY_KEY}={self.token.reveal()}"

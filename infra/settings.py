@@ -1,0 +1,308 @@
+"""Stack config -> validated, typed site settings.
+
+Pure Python: the Pulumi program, the tests and the local stack all build ``SiteSettings`` through
+``parse_site_config`` from a plain mapping of config key -> value (values as the Pulumi CLI hands
+them to the program: strings, or JSON text for arrays and integers). Defaults live in
+``Pulumi.yaml``'s config schema, the one place the CLI reads them from; ``stack_files`` applies
+them the same way for tests and the local stack.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from infra.function_contract import webhook_settings
+
+PROJECT = "netlify-cloudfront-webhook"
+
+# Config keys, as spelled in Pulumi.yaml and Pulumi.<stack>.yaml.
+DOMAIN = "domain"
+HOSTED_ZONE = "hostedZone"
+DISTRIBUTION_IDS = "distributionIds"
+INVALIDATION_PATHS = "invalidationPaths"
+DEPLOY_CONTEXTS = "deployContexts"
+NETLIFY_SITE_ID = "netlifySiteId"
+WEBHOOK_PATH = "webhookPath"
+WEBHOOK_TOKEN = "webhookToken"  # noqa: S105 (config key names)
+NETLIFY_JWS_SECRET = "netlifyJwsSecret"  # noqa: S105
+LISTENER_ARN = "listenerArn"
+RULE_PRIORITY = "rulePriority"
+VPC_ID = "vpcId"
+SUBNET_IDS = "subnetIds"
+LOG_RETENTION_DAYS = "logRetentionDays"
+
+SECRET_KEYS = (WEBHOOK_TOKEN, NETLIFY_JWS_SECRET)
+# Keys whose value is JSON text (arrays, integers), as the CLI stores structured config.
+JSON_KEYS = (DISTRIBUTION_IDS, INVALIDATION_PATHS, DEPLOY_CONTEXTS, SUBNET_IDS)
+INT_KEYS = (RULE_PRIORITY, LOG_RETENTION_DAYS)
+ALL_KEYS = (
+    DOMAIN,
+    HOSTED_ZONE,
+    DISTRIBUTION_IDS,
+    INVALIDATION_PATHS,
+    DEPLOY_CONTEXTS,
+    NETLIFY_SITE_ID,
+    WEBHOOK_PATH,
+    WEBHOOK_TOKEN,
+    NETLIFY_JWS_SECRET,
+    LISTENER_ARN,
+    RULE_PRIORITY,
+    VPC_ID,
+    SUBNET_IDS,
+    LOG_RETENTION_DAYS,
+)
+
+# CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
+LOG_RETENTION_CHOICES = (
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731,
+    1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+
+_LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
+_HOST_NAME = re.compile(rf"{_LABEL}(\.{_LABEL})+")
+_DISTRIBUTION_ID = re.compile(r"[A-Z0-9]+")
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
+# Path-pattern values: up to 128 characters of A-Z a-z 0-9 _ - . $ / ~ " ' @ : + & (ELB docs);
+# we keep to a plain path and no wildcards so the rule matches exactly one URL.
+_WEBHOOK_PATH = re.compile(r"/[A-Za-z0-9_\-./~@:+]{0,127}")
+_LISTENER_ARN = re.compile(
+    r"arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:listener/app/[^/]+/[0-9a-f]+/[0-9a-f]+"
+)
+_VPC_ID = re.compile(r"vpc-[0-9a-f]{8,17}")
+_SUBNET_ID = re.compile(r"subnet-[0-9a-f]{8,17}")
+_SITE_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+
+
+class ConfigError(ValueError):
+    """A bad stack config value; the message names the key, the problem and what is allowed."""
+
+    def __init__(self, key: str, problem: str, allowed: str) -> None:
+        super().__init__(f"{PROJECT}:{key}: {problem}; allowed: {allowed}")
+        self.key = key
+
+
+class Secret:
+    """A secret string that never shows itself in repr, str or f-strings."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    domain: str
+    hosted_zone: str
+    distribution_ids: tuple[str, ...]
+    invalidation_paths: tuple[str, ...]
+    deploy_contexts: tuple[str, ...]
+    webhook_path: str
+    webhook_token: Secret
+    rule_priority: int
+    log_retention_days: int
+    netlify_site_id: str | None = None
+    netlify_jws_secret: Secret | None = None
+    listener_arn: str | None = None
+    vpc_id: str | None = None
+    subnet_ids: tuple[str, ...] = ()
+
+    @property
+    def shared_listener(self) -> bool:
+        return self.listener_arn is not None
+
+
+def default_hosted_zone(domain: str) -> str:
+    """``domain`` without its first label, or the domain itself when it has only two labels."""
+    labels = domain.split(".")
+    return domain if len(labels) <= 2 else ".".join(labels[1:])
+
+
+def parse_site_config(raw: Mapping[str, object]) -> SiteSettings:
+    """Validate a stack's config (defaults already applied) into ``SiteSettings``.
+
+    Raises ConfigError for the first bad value, naming the key. Secret values never appear in a
+    message.
+    """
+    reader = _Reader(raw)
+    domain = reader.required_text(DOMAIN).lower().rstrip(".")
+    if not _HOST_NAME.fullmatch(domain) or len(domain) > 253:
+        raise ConfigError(DOMAIN, f"{domain!r} is not a host name", "e.g. lambda.mysite.com")
+
+    hosted_zone = reader.optional_text(HOSTED_ZONE)
+    hosted_zone = hosted_zone.lower().rstrip(".") if hosted_zone else default_hosted_zone(domain)
+    if domain != hosted_zone and not domain.endswith("." + hosted_zone):
+        raise ConfigError(
+            HOSTED_ZONE,
+            f"{hosted_zone!r} does not contain {domain!r}",
+            "the Route53 zone the domain belongs to",
+        )
+
+    distribution_ids = reader.text_list(DISTRIBUTION_IDS)
+    if not distribution_ids:
+        raise ConfigError(DISTRIBUTION_IDS, "the list is empty", "one or more distribution ids")
+    for dist_id in distribution_ids:
+        if not _DISTRIBUTION_ID.fullmatch(dist_id):
+            raise ConfigError(
+                DISTRIBUTION_IDS, f"{dist_id!r} is not a distribution id", "A-Z and 0-9 only"
+            )
+
+    paths = reader.text_list(INVALIDATION_PATHS)
+    try:
+        webhook_settings.validate_invalidation_paths(paths)
+    except ValueError as error:
+        raise ConfigError(
+            INVALIDATION_PATHS,
+            str(error),
+            f"1-{webhook_settings.MAX_INVALIDATION_PATHS} paths starting with '/', "
+            "'*' only at the end",
+        ) from None
+
+    contexts = reader.text_list(DEPLOY_CONTEXTS)
+    allowed_contexts = ", ".join(webhook_settings.KNOWN_DEPLOY_CONTEXTS)
+    if not contexts:
+        raise ConfigError(DEPLOY_CONTEXTS, "the list is empty", allowed_contexts)
+    for context in contexts:
+        if context not in webhook_settings.KNOWN_DEPLOY_CONTEXTS:
+            raise ConfigError(DEPLOY_CONTEXTS, f"unknown context {context!r}", allowed_contexts)
+
+    site_id = reader.optional_text(NETLIFY_SITE_ID)
+    if site_id and not _SITE_ID.fullmatch(site_id):
+        raise ConfigError(
+            NETLIFY_SITE_ID, f"{site_id!r} is not a Netlify site id", "the site's API ID (a UUID)"
+        )
+
+    webhook_path = reader.required_text(WEBHOOK_PATH)
+    if not _WEBHOOK_PATH.fullmatch(webhook_path):
+        raise ConfigError(
+            WEBHOOK_PATH,
+            f"{webhook_path!r} is not a plain URL path",
+            "'/' then up to 127 of A-Z a-z 0-9 _ - . / ~ @ : + (no wildcards, no query)",
+        )
+
+    token = reader.required_text(WEBHOOK_TOKEN)
+    if not _TOKEN.fullmatch(token):
+        raise ConfigError(
+            WEBHOOK_TOKEN,
+            f"the secret ({len(token)} characters) does not fit; '*' and '?' would be "
+            "wildcards in the ALB rule",
+            "16-128 characters from A-Z a-z 0-9 _ -",
+        )
+
+    jws_secret = reader.optional_text(NETLIFY_JWS_SECRET)
+
+    listener_arn = reader.optional_text(LISTENER_ARN)
+    if listener_arn and not _LISTENER_ARN.fullmatch(listener_arn):
+        raise ConfigError(
+            LISTENER_ARN,
+            f"{listener_arn!r} is not an ALB listener ARN",
+            "arn:aws:elasticloadbalancing:<region>:<account>:listener/app/<name>/<id>/<id>",
+        )
+
+    priority = reader.integer(RULE_PRIORITY)
+    if not 1 <= priority <= 50000:
+        raise ConfigError(RULE_PRIORITY, f"{priority} is out of range", "1-50000")
+
+    vpc_id = reader.optional_text(VPC_ID)
+    if vpc_id and not _VPC_ID.fullmatch(vpc_id):
+        raise ConfigError(VPC_ID, f"{vpc_id!r} is not a VPC id", "vpc-<hex>, or empty")
+    subnet_ids = reader.text_list(SUBNET_IDS)
+    for subnet_id in subnet_ids:
+        if not _SUBNET_ID.fullmatch(subnet_id):
+            raise ConfigError(SUBNET_IDS, f"{subnet_id!r} is not a subnet id", "subnet-<hex>")
+    if subnet_ids and not vpc_id:
+        raise ConfigError(SUBNET_IDS, "subnets given without vpcId", "set vpcId with subnetIds")
+    if vpc_id and not listener_arn and 0 < len(subnet_ids) < 2:
+        raise ConfigError(
+            SUBNET_IDS, "an ALB needs subnets in at least two Availability Zones", "2 or more ids"
+        )
+
+    retention = reader.integer(LOG_RETENTION_DAYS)
+    if retention not in LOG_RETENTION_CHOICES:
+        raise ConfigError(
+            LOG_RETENTION_DAYS,
+            f"{retention} is not a CloudWatch Logs retention period",
+            ", ".join(str(days) for days in LOG_RETENTION_CHOICES),
+        )
+
+    return SiteSettings(
+        domain=domain,
+        hosted_zone=hosted_zone,
+        distribution_ids=tuple(dict.fromkeys(distribution_ids)),
+        invalidation_paths=tuple(paths),
+        deploy_contexts=tuple(dict.fromkeys(contexts)),
+        webhook_path=webhook_path,
+        webhook_token=Secret(token),
+        rule_priority=priority,
+        log_retention_days=retention,
+        netlify_site_id=site_id,
+        netlify_jws_secret=Secret(jws_secret) if jws_secret else None,
+        listener_arn=listener_arn,
+        vpc_id=vpc_id,
+        subnet_ids=tuple(subnet_ids),
+    )
+
+
+class _Reader:
+    """Typed access to raw config values; every problem becomes a ConfigError naming the key."""
+
+    def __init__(self, raw: Mapping[str, object]) -> None:
+        unknown = sorted(set(raw) - set(ALL_KEYS))
+        if unknown:
+            raise ConfigError(unknown[0], "unknown key", ", ".join(ALL_KEYS))
+        self._raw = raw
+
+    def optional_text(self, key: str) -> str | None:
+        value = self._raw.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(key, f"expected text, got {type(value).__name__}", "a string")
+        return value.strip() or None
+
+    def required_text(self, key: str) -> str:
+        value = self.optional_text(key)
+        if value is None:
+            raise ConfigError(key, "missing or empty", f"set it with `pulumi config set {key}`")
+        return value
+
+    def text_list(self, key: str) -> list[str]:
+        value = self._raw.get(key)
+        if value is None or value == "":
+            return []
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise ConfigError(key, "not a JSON list", 'e.g. ["a", "b"]') from None
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(key, "expected a list of strings", 'e.g. ["a", "b"]')
+        return [item.strip() for item in value]
+
+    def integer(self, key: str) -> int:
+        value = self._raw.get(key)
+        if isinstance(value, str):
+            try:
+                value = int(value.strip())
+            except ValueError:
+                raise ConfigError(key, f"{value!r} is not a whole number", "an integer") from None
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(key, "missing or not a whole number", "an integer")
+        return value
