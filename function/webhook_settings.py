@@ -7,6 +7,7 @@ only: this module ships inside the Lambda package.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -123,3 +124,22 @@ def load_settings(environ: Mapping[str, str]) -> FunctionSettings:
         deploy_contexts=tuple(dict.fromkeys(contexts)),
         netlify_site_id=site_id,
     )
+
+
+_SAFE_DEPLOY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def caller_reference(deploy_id: str, paths: tuple[str, ...] | list[str]) -> str:
+    """CloudFront's idempotency key for invalidating ``paths`` after deploy ``deploy_id``.
+
+    Deterministic (no clock, no randomness): every container, and the runbook looking for the
+    invalidation afterwards, derives the same reference from the same deploy and path set. The
+    path set is normalized (order and repeats do not matter); a different set gives a different
+    reference, because CloudFront refuses a known reference with other paths.
+    """
+    path_digest = hashlib.sha256("\n".join(sorted(set(paths))).encode()).hexdigest()[:16]
+    if _SAFE_DEPLOY_ID.fullmatch(deploy_id):
+        deploy_part = deploy_id
+    else:  # keep odd ids out of the reference, still one-to-one in practice
+        deploy_part = "h" + hashlib.sha256(deploy_id.encode()).hexdigest()[:32]
+    return f"netlify-{deploy_part}-{path_digest}"
