@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from infra.function_contract import webhook_settings
 from infra.settings import Secret, SiteSettings
 
-TOKEN_QUERY_KEY = "token"  # noqa: S105 (a query key name, not a secret)
+# The handler reads the token from this query parameter; the rule filters on the same one.
+TOKEN_QUERY_KEY = webhook_settings.TOKEN_QUERY_PARAMETER
 
 
 def escape_query_value(value: str) -> str:

@@ -1,0 +1,16 @@
+"""Netlify deploy notification -> ALB -> Lambda -> CloudFront invalidation, for one site.
+
+Stack config -> validated settings (nothing is registered if a value is bad) -> components ->
+stack outputs.
+"""
+
+import pulumi
+
+from infra.pulumi_config import read_stack_config
+from infra.site import SiteWebhook
+
+config = read_stack_config()
+site = SiteWebhook("site", config, stack=pulumi.get_stack())
+
+for output_name, value in site.outputs.items():
+    pulumi.export(output_name, value)

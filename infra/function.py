@@ -1,0 +1,193 @@
+"""The webhook function: IAM role, secrets parameter, log group and the Lambda itself."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pulumi
+import pulumi_aws as aws
+
+from infra import naming
+from infra.function_contract import FUNCTION_DIR, webhook_settings
+from infra.settings import SiteSettings
+
+RUNTIME = "python3.13"
+ARCHITECTURE = "arm64"
+HANDLER = "handler.handler"
+TIMEOUT_SECONDS = 30
+MEMORY_MB = 256
+
+
+def lambda_assume_role_policy() -> dict:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+
+
+def distribution_arn(account_id: str, distribution_id: str) -> str:
+    # CloudFront is global: its ARNs have no region.
+    return f"arn:aws:cloudfront::{account_id}:distribution/{distribution_id}"
+
+
+def function_policy(
+    *,
+    account_id: str,
+    distribution_ids: Sequence[str],
+    log_group_arn: str,
+    parameter_arn: str,
+) -> dict:
+    """Least privilege, one statement per purpose, no wildcard resources.
+
+    No ``kms:Decrypt`` statement: the parameter is encrypted with the AWS managed key
+    ``aws/ssm``, whose key policy already lets every principal of the account decrypt through
+    Parameter Store (AWS Systems Manager guide, "Restricting decryption of SecureString
+    parameter values"). A customer managed key would need the statement.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "WriteOwnLogs",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                # The provider's log group ARN has no ":*"; streams live under "<arn>:*".
+                "Resource": [log_group_arn, f"{log_group_arn}:*"],
+            },
+            {
+                "Sid": "InvalidateSiteDistributions",
+                "Effect": "Allow",
+                "Action": ["cloudfront:CreateInvalidation"],
+                "Resource": [distribution_arn(account_id, d) for d in distribution_ids],
+            },
+            {
+                "Sid": "ReadWebhookSecrets",
+                "Effect": "Allow",
+                "Action": ["ssm:GetParameter"],
+                "Resource": [parameter_arn],
+            },
+        ],
+    }
+
+
+def function_environment(settings: SiteSettings, parameter_name: str) -> dict[str, str]:
+    """The environment the function's own ``load_settings`` reads (one contract)."""
+    return webhook_settings.FunctionSettings(
+        distribution_ids=settings.distribution_ids,
+        secrets_parameter=parameter_name,
+        invalidation_paths=settings.invalidation_paths,
+        deploy_contexts=settings.deploy_contexts,
+        netlify_site_id=settings.netlify_site_id,
+    ).to_environment()
+
+
+def function_code(folder: Path = FUNCTION_DIR) -> pulumi.AssetArchive:
+    """Every file of ``function/`` at the archive root, without caches."""
+    files = sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    )
+    return pulumi.AssetArchive(
+        {path.relative_to(folder).as_posix(): pulumi.FileAsset(str(path)) for path in files}
+    )
+
+
+class WebhookFunction(pulumi.ComponentResource):
+    """Lambda + role + inline policy + SecureString + log group for one site."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        settings: SiteSettings,
+        stack: str,
+        webhook_token: pulumi.Input[str],
+        netlify_jws_secret: pulumi.Input[str] | None,
+        tags: Mapping[str, str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("ncw:site:Function", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        self.function_name = naming.function_name(stack, settings.domain)
+        self.parameter_name = naming.secrets_parameter_name(stack, settings.domain)
+        account_id = aws.get_caller_identity(opts=pulumi.InvokeOptions(parent=self)).account_id
+
+        # The SecureString's JSON, written by the contract the handler reads it with.
+        secrets_value = pulumi.Output.secret(
+            pulumi.Output.all(webhook_token, netlify_jws_secret).apply(
+                lambda values: webhook_settings.secrets_value(values[0], values[1])
+            )
+        )
+        self.parameter = aws.ssm.Parameter(
+            f"{name}-secrets",
+            name=self.parameter_name,
+            type="SecureString",  # encrypted with the AWS managed key aws/ssm
+            value=secrets_value,
+            description=f"Netlify webhook token and JWS secret for {settings.domain}",
+            tags=dict(tags),
+            opts=child,
+        )
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=naming.log_group_name(self.function_name),
+            retention_in_days=settings.log_retention_days,
+            tags=dict(tags),
+            opts=child,
+        )
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=json.dumps(lambda_assume_role_policy()),
+            description=f"Netlify webhook function for {settings.domain}",
+            tags=dict(tags),
+            opts=child,
+        )
+        self.policy = aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=self.role.id,
+            policy=pulumi.Output.all(self.log_group.arn, self.parameter.arn).apply(
+                lambda arns: json.dumps(
+                    function_policy(
+                        account_id=account_id,
+                        distribution_ids=settings.distribution_ids,
+                        log_group_arn=arns[0],
+                        parameter_arn=arns[1],
+                    )
+                )
+            ),
+            opts=child,
+        )
+        self.function = aws.lambda_.Function(
+            f"{name}-function",
+            name=self.function_name,
+            role=self.role.arn,
+            runtime=RUNTIME,
+            architectures=[ARCHITECTURE],
+            handler=HANDLER,
+            code=function_code(),
+            timeout=TIMEOUT_SECONDS,
+            memory_size=MEMORY_MB,
+            environment={"variables": function_environment(settings, self.parameter_name)},
+            logging_config={"log_format": "JSON", "log_group": self.log_group.name},
+            description=f"Netlify deploys -> CloudFront invalidations ({settings.domain})",
+            tags=dict(tags),
+            # The log group first (else Lambda creates it without retention), and the policy
+            # before the first invocation can need it.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.log_group, self.policy]),
+        )
+        self.register_outputs(
+            {
+                "function_name": self.function.name,
+                "function_arn": self.function.arn,
+                "log_group_name": self.log_group.name,
+                "secrets_parameter_name": self.parameter.name,
+            }
+        )

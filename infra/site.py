@@ -1,0 +1,97 @@
+"""One site's webhook: the function, the edge (own or shared ALB) and the routing between."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pulumi
+
+from infra.edge import Edge
+from infra.function import WebhookFunction
+from infra.naming import site_tags
+from infra.pulumi_config import StackConfig
+from infra.routing import Routing
+from infra.rule import WebhookRule
+from infra.settings import Secret
+
+NETLIFY_HOOK_EVENT = "deploy_created"  # the UI's "Deploy succeeded"
+
+
+def netlify_hook_body(url: str, jws_secret: str | None) -> dict:
+    """Body for ``POST https://api.netlify.com/api/v1/hooks?site_id=<site>``.
+
+    ``data.signature_secret`` is the UI's "JWS secret token" (the hooks API's ``data`` object
+    is free-form in Netlify's OpenAPI; the key is the one integrations use).
+    """
+    data = {"url": url}
+    if jws_secret:
+        data["signature_secret"] = jws_secret
+    return {"type": "url", "event": NETLIFY_HOOK_EVENT, "data": data}
+
+
+class SiteWebhook(pulumi.ComponentResource):
+    def __init__(
+        self,
+        name: str,
+        config: StackConfig,
+        *,
+        stack: str,
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        super().__init__("ncw:site:Webhook", name, None, opts)
+        settings = config.settings
+        # Tags are set explicitly on every taggable resource rather than as provider default
+        # tags: the stack keeps the default provider, configured by `aws:region` and the usual
+        # credentials (an explicit provider carrying default_tags would need the region passed
+        # in and every child to name it), and each resource's own inputs show its tags in
+        # previews and tests. Resources of a shared ALB are not this stack's to tag.
+        tags = site_tags(stack, settings.domain)
+        child = pulumi.ResourceOptions(parent=self)
+
+        self.function = WebhookFunction(
+            f"{name}-fn",
+            settings=settings,
+            stack=stack,
+            webhook_token=config.webhook_token,
+            netlify_jws_secret=config.netlify_jws_secret,
+            tags=tags,
+            opts=child,
+        )
+        self.edge = Edge(f"{name}-edge", settings=settings, tags=tags, opts=child)
+
+        # The rule as the local stack emulates it, carrying the token from the secret config.
+        rule = WebhookRule.from_settings(settings)
+        secret_rule = config.webhook_token.apply(
+            lambda token: dataclasses.replace(rule, token=Secret(token))
+        )
+        self.routing = Routing(
+            f"{name}-routing",
+            rule=rule,
+            token_condition_value=pulumi.Output.secret(
+                secret_rule.apply(lambda r: r.query_condition_value())
+            ),
+            listener_arn=self.edge.listener_arn,
+            listener_ready=self.edge.listener_ready,
+            function=self.function.function,
+            tags=tags,
+            opts=child,
+        )
+
+        self.webhook_url = pulumi.Output.secret(secret_rule.apply(lambda r: r.url()))
+        self.netlify_hook = pulumi.Output.secret(
+            pulumi.Output.all(self.webhook_url, config.netlify_jws_secret).apply(
+                lambda values: netlify_hook_body(values[0], values[1])
+            )
+        )
+        self.outputs = {
+            "webhook_url": self.webhook_url,
+            "netlify_hook": self.netlify_hook,
+            "function_name": self.function.function.name,
+            "function_arn": self.function.function.arn,
+            "log_group_name": self.function.log_group.name,
+            "secrets_parameter_name": self.function.parameter.name,
+            "distribution_ids": list(settings.distribution_ids),
+            "listener_arn": self.edge.listener_arn,
+            "load_balancer_dns_name": self.edge.load_balancer_dns_name,
+        }
+        self.register_outputs(self.outputs)

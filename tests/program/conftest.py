@@ -1,0 +1,41 @@
+"""Program runs shared by the tests of this folder (each run costs about a second)."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+
+# pulumi_aws warns about some of its own deprecated classes when a (lazily loaded) submodule is
+# first used; load the program's submodules here, quietly, so that noise does not land on the
+# first test. Warnings about arguments the program passes are still reported.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import pulumi_aws as aws
+
+    _ = (aws.lambda_.Function, aws.ec2.SecurityGroup)
+from program_harness import SHARED_LISTENER_ARN, ProgramRun, run_program
+
+
+@pytest.fixture(scope="session")
+def own_alb_run() -> ProgramRun:
+    """The committed dev stack plus test secrets: this site's own ALB."""
+    run = run_program()
+    assert run.error is None, run.error
+    return run
+
+
+@pytest.fixture(scope="session")
+def shared_run() -> ProgramRun:
+    """The dev stack attached to an existing shared HTTPS listener."""
+    run = run_program({"listenerArn": SHARED_LISTENER_ARN})
+    assert run.error is None, run.error
+    return run
+
+
+@pytest.fixture(scope="session")
+def unsigned_run() -> ProgramRun:
+    """The dev stack without a JWS secret."""
+    run = run_program(secrets={"webhookToken": "Tk_test-0123456789abcdefGHIJ"})
+    assert run.error is None, run.error
+    return run

@@ -1,0 +1,290 @@
+"""Run ``__main__.py`` in-process under Pulumi mocks and record what it registered.
+
+Each run happens inside a copy of the current ``contextvars`` context: Pulumi keeps its runtime
+settings, root stack resource and config in context variables, so everything a run sets stays in
+that copy and no global state leaks into other tests of the session.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import runpy
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+from pulumi.runtime import rpc, settings
+from pulumi.runtime.mocks import MockMonitor
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from infra.settings import PROJECT
+from infra.stack_files import PROJECT_DIR, StackFiles, load_stack_files
+
+MAIN = PROJECT_DIR / "__main__.py"
+ACCOUNT_ID = "123456789012"
+REGION = "us-east-1"
+TEST_TOKEN = "Tk_test-0123456789abcdefGHIJ"  # 28 characters from the allowed set
+TEST_JWS_SECRET = "jws-test-secret-QWERTY-9876"
+DEFAULT_VPC_ID = "vpc-0default0000000001"
+DEFAULT_SUBNETS = ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2"]
+ZONE_ID = "Z0EXAMPLEZONE"
+ALB_ZONE_ID = "Z35SXDOTRQ7X7K"
+SHARED_LISTENER_ARN = (
+    "arn:aws:elasticloadbalancing:us-east-1:123456789012:"
+    "listener/app/shared-alb/50dc6c495c0c9188/f2f7dc8efc522ab2"
+)
+SHARED_LB_ARN = (
+    "arn:aws:elasticloadbalancing:us-east-1:123456789012:"
+    "loadbalancer/app/shared-alb/50dc6c495c0c9188"
+)
+SHARED_LB_DNS = "shared-alb-1234567890.us-east-1.elb.amazonaws.com"
+
+
+def is_secret_wrapper(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig
+
+
+def unwrap(value: Any) -> Any:
+    """The value with every secret wrapper replaced by its content."""
+    if is_secret_wrapper(value):
+        return unwrap(value["value"])
+    if isinstance(value, dict):
+        return {key: unwrap(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [unwrap(item) for item in value]
+    return value
+
+
+def plain_strings(value: Any) -> Iterator[str]:
+    """Every string leaf that is NOT inside a secret wrapper (keys included)."""
+    if is_secret_wrapper(value):
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield str(key)
+            yield from plain_strings(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from plain_strings(item)
+    elif isinstance(value, str):
+        yield value
+
+
+@dataclass
+class Registration:
+    type: str
+    name: str
+    id: str
+    inputs: dict  # as the mocks received them: secrets still wrapped
+    custom: bool
+    urn: str
+    parent: str
+    dependencies: list[str]
+    outputs: dict  # the state the mocks answered (inputs plus computed values)
+
+    @property
+    def plain(self) -> dict:
+        return unwrap(self.inputs)
+
+
+@dataclass
+class ProgramRun:
+    resources: list[Registration] = field(default_factory=list)
+    invokes: list[tuple[str, dict]] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)  # resolved values
+    secret_outputs: set[str] = field(default_factory=set)
+    error: BaseException | None = None
+
+    def of_type(self, type_: str) -> list[Registration]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str) -> Registration:
+        found = self.of_type(type_)
+        assert len(found) == 1, f"expected one {type_}, got {[r.name for r in found]}"
+        return found[0]
+
+    def by_urn(self, urn: str) -> Registration:
+        return next(r for r in self.resources if r.urn == urn)
+
+
+def _arn(service: str, resource: str, region: str = REGION) -> str:
+    return f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{resource}"
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    """Answers invokes like AWS would for the example account, and fills in computed outputs."""
+
+    def __init__(self, run: ProgramRun) -> None:
+        self.run = run
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        self.run.invokes.append((args.token, dict(args.args)))
+        token = args.token
+        if token == "aws:index/getCallerIdentity:getCallerIdentity":
+            return {
+                "accountId": ACCOUNT_ID,
+                "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/deployer",
+                "userId": "AIDAEXAMPLE",
+                "id": ACCOUNT_ID,
+            }
+        if token == "aws:ec2/getVpc:getVpc":
+            return {"id": DEFAULT_VPC_ID, "default": True, "cidrBlock": "172.31.0.0/16"}
+        if token == "aws:ec2/getSubnets:getSubnets":
+            return {"id": REGION, "ids": DEFAULT_SUBNETS, "filters": args.args.get("filters")}
+        if token == "aws:route53/getZone:getZone":
+            return {"id": ZONE_ID, "zoneId": ZONE_ID, "name": args.args["name"]}
+        if token == "aws:lb/getListener:getListener":
+            return {
+                "id": args.args["arn"],
+                "arn": args.args["arn"],
+                "loadBalancerArn": SHARED_LB_ARN,
+                "port": 443,
+                "protocol": "HTTPS",
+            }
+        if token == "aws:lb/getLoadBalancer:getLoadBalancer":
+            return {
+                "id": args.args["arn"],
+                "arn": args.args["arn"],
+                "dnsName": SHARED_LB_DNS,
+                "zoneId": ALB_ZONE_ID,
+            }
+        raise NotImplementedError(f"no mock for invoke {token}")
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        inputs = dict(args.inputs)
+        name = inputs.get("name") or f"{args.name}-mock"
+        computed: dict[str, Any] = {}
+        resource_id = f"{args.name}-id"
+        match args.typ:
+            case "aws:lambda/function:Function":
+                computed = {"arn": _arn("lambda", f"function:{name}"), "name": name}
+            case "aws:cloudwatch/logGroup:LogGroup":
+                computed = {"arn": _arn("logs", f"log-group:{name}")}
+            case "aws:ssm/parameter:Parameter":
+                computed = {"arn": _arn("ssm", f"parameter{name}")}
+            case "aws:iam/role:Role":
+                computed = {"arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{name}", "name": name}
+                resource_id = name
+            case "aws:lb/targetGroup:TargetGroup":
+                computed = {
+                    "arn": _arn("elasticloadbalancing", f"targetgroup/{name}/73e2d6bc24d8a067")
+                }
+            case "aws:lb/loadBalancer:LoadBalancer":
+                computed = {
+                    "arn": _arn(
+                        "elasticloadbalancing", f"loadbalancer/app/{name}/50dc6c495c0c9188"
+                    ),
+                    "dnsName": f"{name}-1234567890.{REGION}.elb.amazonaws.com",
+                    "zoneId": ALB_ZONE_ID,
+                }
+            case "aws:lb/listener:Listener":
+                computed = {
+                    "arn": _arn(
+                        "elasticloadbalancing",
+                        f"listener/app/{args.name}/50dc6c495c0c9188/f2f7dc8efc522ab2",
+                    )
+                }
+            case "aws:acm/certificate:Certificate":
+                domain = inputs["domainName"]
+                computed = {
+                    "arn": _arn("acm", "certificate/0d1e2f3a-example"),
+                    "domainValidationOptions": [
+                        {
+                            "domainName": domain,
+                            "resourceRecordName": f"_3b7c.{domain}.",
+                            "resourceRecordType": "CNAME",
+                            "resourceRecordValue": "_9f1e.acm-validations.aws.",
+                        }
+                    ],
+                }
+            case "aws:route53/record:Record":
+                computed = {"fqdn": str(unwrap(inputs.get("name", ""))).rstrip(".")}
+            case "aws:ec2/securityGroup:SecurityGroup":
+                resource_id = "sg-0123456789abcdef0"
+                computed = {"arn": _arn("ec2", f"security-group/{resource_id}")}
+        return resource_id, {**inputs, **computed}
+
+
+class RecordingMonitor(MockMonitor):
+    """MockMonitor that also keeps each registration's parent and explicit dependencies."""
+
+    def __init__(self, mocks: RecordingMocks, run: ProgramRun) -> None:
+        super().__init__(mocks)
+        self.run = run
+        self._lock = threading.Lock()
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            registration = Registration(
+                type=request.type,
+                name=request.name,
+                id=response.id,
+                inputs=rpc.deserialize_properties(request.object, keep_unknowns=True),
+                custom=bool(request.custom),
+                urn=response.urn,
+                parent=request.parent,
+                dependencies=list(request.dependencies),
+                outputs=rpc.deserialize_properties(response.object, keep_unknowns=True),
+            )
+            with self._lock:
+                self.run.resources.append(registration)
+        return response
+
+
+def dev_config() -> tuple[dict[str, str], dict[str, str]]:
+    """The committed example stack, as the CLI applies it: (project values, provider values)."""
+    files = load_stack_files("dev")
+    return dict(files.values), dict(files.provider)
+
+
+def run_program(
+    overrides: Mapping[str, str | None] | None = None,
+    *,
+    secrets: Mapping[str, str] | None = None,
+    stack: str = "dev",
+    stack_files: StackFiles | None = None,
+) -> ProgramRun:
+    """Run ``__main__.py`` on a stack's config (default: the committed dev stack) with
+    ``overrides`` (None removes a key) and the given secrets (default: a test token and JWS
+    secret), as stack ``stack``."""
+    if stack_files is None:
+        values, provider = dev_config()
+    else:
+        values, provider = dict(stack_files.values), dict(stack_files.provider)
+    for key, value in (overrides or {}).items():
+        if value is None:
+            values.pop(key, None)
+        else:
+            values[key] = value
+    if secrets is None:
+        secrets = {"webhookToken": TEST_TOKEN, "netlifyJwsSecret": TEST_JWS_SECRET}
+    values.update(secrets)
+    return contextvars.copy_context().run(_run, values, provider, set(secrets), stack)
+
+
+def _run(values: dict, provider: dict, secret_keys: set, stack: str) -> ProgramRun:
+    run = ProgramRun()
+    mocks = RecordingMocks(run)
+    settings.ROOT.set(None)  # a fresh root stack resource for this run
+    pulumi.runtime.set_mocks(
+        mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(mocks, run)
+    )
+    config = {f"{PROJECT}:{key}": value for key, value in values.items()}
+    config.update(provider)
+    pulumi.runtime.set_all_config(config, secret_keys=[f"{PROJECT}:{k}" for k in secret_keys])
+    try:
+        _sync_await(run_pulumi_func(lambda: runpy.run_path(str(MAIN), run_name="__main__")))
+    except Exception as error:  # reported to the test
+        run.error = error
+        return run
+    root = settings.get_root_resource()
+    for name, value in root.outputs.items():
+        output = pulumi.Output.from_input(value)
+        run.outputs[name] = _sync_await(output.future())
+        if _sync_await(output.is_secret()):
+            run.secret_outputs.add(name)
+    return run

@@ -1,0 +1,181 @@
+"""The function component: Lambda settings, its environment contract, IAM, secrets, logs."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from program_harness import (
+    ACCOUNT_ID,
+    REGION,
+    TEST_JWS_SECRET,
+    TEST_TOKEN,
+    is_secret_wrapper,
+    run_program,
+)
+
+from infra import naming
+from infra.function_contract import webhook_settings
+
+FUNCTION = "aws:lambda/function:Function"
+ROLE = "aws:iam/role:Role"
+POLICY = "aws:iam/rolePolicy:RolePolicy"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
+PARAMETER = "aws:ssm/parameter:Parameter"
+
+
+def _policy(run) -> dict:
+    return json.loads(run.one(POLICY).plain["policy"])
+
+
+def _statement(run, action: str) -> dict:
+    found = [s for s in _policy(run)["Statement"] if action in s["Action"]]
+    assert len(found) == 1
+    return found[0]
+
+
+def test_lambda_runs_python313_on_arm64_with_the_handler(own_alb_run):
+    function = own_alb_run.one(FUNCTION).plain
+    assert function["runtime"] == "python3.13"
+    assert function["architectures"] == ["arm64"]
+    assert function["handler"] == "handler.handler"
+    assert function["name"] == own_alb_run.outputs["function_name"]
+
+
+def test_lambda_code_is_the_function_folder_without_caches(own_alb_run):
+    code = own_alb_run.one(FUNCTION).inputs["code"]
+    names = set(code.assets)
+    assert {"handler.py", "webhook_settings.py"} <= names  # at the archive root
+    assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
+
+
+def test_lambda_environment_is_accepted_by_the_functions_own_loader(own_alb_run):
+    variables = own_alb_run.one(FUNCTION).plain["environment"]["variables"]
+    loaded = webhook_settings.load_settings(variables)
+    assert loaded.distribution_ids == ("E2EXAMPLE1ABCD",)
+    assert loaded.invalidation_paths == ("/*",)
+    assert loaded.deploy_contexts == ("production",)
+    assert loaded.netlify_site_id == "3f8a2c1e-5b7d-4e9f-a1c3-2d4e6f8a0b1c"
+    assert loaded.secrets_parameter == own_alb_run.outputs["secrets_parameter_name"]
+    assert loaded.secrets_parameter == own_alb_run.one(PARAMETER).plain["name"]
+
+
+def test_lambda_environment_holds_no_secret(own_alb_run):
+    variables = own_alb_run.one(FUNCTION).plain["environment"]["variables"]
+    assert not any(TEST_TOKEN in v or TEST_JWS_SECRET in v for v in variables.values())
+
+
+def test_lambda_logs_json_to_its_own_log_group_created_first(own_alb_run):
+    function = own_alb_run.one(FUNCTION)
+    log_group = own_alb_run.one(LOG_GROUP)
+    expected_name = f"/aws/lambda/{function.plain['name']}"
+    assert log_group.plain["name"] == expected_name
+    assert log_group.plain["retentionInDays"] == 14
+    assert function.plain["loggingConfig"] == {"logFormat": "JSON", "logGroup": expected_name}
+    assert log_group.urn in function.dependencies
+    assert own_alb_run.outputs["log_group_name"] == expected_name
+
+
+def test_role_is_assumable_by_lambda_only(own_alb_run):
+    role = own_alb_run.one(ROLE)
+    document = json.loads(role.plain["assumeRolePolicy"])
+    assert document["Statement"] == [
+        {
+            "Effect": "Allow",
+            "Principal": {"Service": "lambda.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+        }
+    ]
+    assert not role.plain.get("managedPolicyArns")  # no AWSLambdaBasicExecutionRole (Resource *)
+    assert own_alb_run.one(FUNCTION).plain["role"] == role.outputs["arn"]
+    assert own_alb_run.one(POLICY).plain["role"] == role.id  # the inline policy's role
+
+
+def test_policy_allows_exactly_three_purposes_and_no_wildcard_resource(own_alb_run):
+    statements = _policy(own_alb_run)["Statement"]
+    actions = sorted(action for s in statements for action in s["Action"])
+    assert actions == [
+        "cloudfront:CreateInvalidation",
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+        "ssm:GetParameter",
+    ]
+    for statement in statements:
+        assert statement["Effect"] == "Allow"
+        assert "*" not in statement["Resource"]
+        assert all(not r.endswith(":*") or "log-group:" in r for r in statement["Resource"])
+
+
+def test_policy_scopes_invalidation_to_each_configured_distribution(own_alb_run):
+    statement = _statement(own_alb_run, "cloudfront:CreateInvalidation")
+    assert statement["Resource"] == [
+        f"arn:aws:cloudfront::{ACCOUNT_ID}:distribution/E2EXAMPLE1ABCD"
+    ]
+
+
+def test_policy_scopes_invalidation_per_id_for_several_distributions():
+    run = run_program({"distributionIds": '["E2EXAMPLE1ABCD", "E3SECOND0WXYZ"]'})
+    assert run.error is None, run.error
+    statement = _statement(run, "cloudfront:CreateInvalidation")
+    assert statement["Resource"] == [
+        f"arn:aws:cloudfront::{ACCOUNT_ID}:distribution/E2EXAMPLE1ABCD",
+        f"arn:aws:cloudfront::{ACCOUNT_ID}:distribution/E3SECOND0WXYZ",
+    ]
+    assert run.outputs["distribution_ids"] == ["E2EXAMPLE1ABCD", "E3SECOND0WXYZ"]
+    variables = run.one(FUNCTION).plain["environment"]["variables"]
+    assert webhook_settings.load_settings(variables).distribution_ids == (
+        "E2EXAMPLE1ABCD",
+        "E3SECOND0WXYZ",
+    )
+
+
+def test_policy_reads_only_the_secrets_parameter(own_alb_run):
+    statement = _statement(own_alb_run, "ssm:GetParameter")
+    parameter = own_alb_run.one(PARAMETER)
+    assert statement["Resource"] == [parameter.outputs["arn"]]
+    assert parameter.outputs["arn"] == (
+        f"arn:aws:ssm:{REGION}:{ACCOUNT_ID}:parameter{own_alb_run.outputs['secrets_parameter_name']}"
+    )
+
+
+def test_policy_writes_logs_only_to_the_functions_log_group(own_alb_run):
+    statement = _statement(own_alb_run, "logs:PutLogEvents")
+    log_group_arn = own_alb_run.one(LOG_GROUP).outputs["arn"]
+    assert statement["Resource"] == [log_group_arn, f"{log_group_arn}:*"]
+    assert log_group_arn.endswith(":log-group:" + own_alb_run.outputs["log_group_name"])
+
+
+def test_policy_has_no_kms_statement_because_aws_ssm_key_is_used(own_alb_run):
+    actions = [action for s in _policy(own_alb_run)["Statement"] for action in s["Action"]]
+    assert not any(action.startswith("kms:") for action in actions)
+    assert "keyId" not in own_alb_run.one(PARAMETER).plain  # the AWS managed key aws/ssm
+
+
+def test_secrets_parameter_is_a_secure_string_the_handler_can_parse(own_alb_run):
+    parameter = own_alb_run.one(PARAMETER)
+    assert parameter.plain["type"] == "SecureString"
+    assert is_secret_wrapper(parameter.inputs["value"])
+    secrets = webhook_settings.parse_secrets(parameter.plain["value"])
+    assert (secrets.token, secrets.jws_secret) == (TEST_TOKEN, TEST_JWS_SECRET)
+
+
+def test_secrets_parameter_without_jws_secret_turns_the_signature_check_off(unsigned_run):
+    value = unsigned_run.one(PARAMETER).plain["value"]
+    assert json.loads(value) == {"token": TEST_TOKEN}
+    assert webhook_settings.parse_secrets(value).jws_secret is None
+
+
+@pytest.mark.parametrize("type_", [FUNCTION, LOG_GROUP, PARAMETER, ROLE, POLICY])
+def test_function_resources_are_children_of_the_function_component(own_alb_run, type_):
+    component = own_alb_run.one("ncw:site:Function")
+    assert own_alb_run.one(type_).parent == component.urn
+
+
+def test_function_name_fits_lambdas_limits_even_for_long_stacks_and_domains():
+    long_domain = ".".join(["label" * 10] * 4) + ".example.com"
+    name = naming.function_name("a-very-long-stack-name.with.dots", long_domain)
+    assert len(name) <= 64
+    assert re.fullmatch(r"[A-Za-z0-9_-]+", name)
+    assert name == naming.function_name("a-very-long-stack-name.with.dots", long_domain)
+    assert name != naming.function_name("a-very-long-stack-name.with.dots", "x" + long_domain)
