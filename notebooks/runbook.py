@@ -1,0 +1,148 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Netlify → CloudFront webhook: operator runbook
+#
+# Run it top to bottom. It tells you which account and stack you are looking at, checks the
+# CloudFront distributions, sends a signed test deploy notification exactly as Netlify would,
+# follows the invalidation the function creates until CloudFront reports it Completed, and shows
+# the invalidation history and its cost. Nothing beyond that test notification changes state
+# unless you set `dry_run = False`.
+#
+# - **Local stack:** `make local` prints the environment (`AWS_ENDPOINT_URL`, `NCW_*`); start
+#   Jupyter from that shell. `make demo` runs this notebook for you.
+# - **Real stack:** with the `pulumi` CLI logged in, the stack's outputs are read with
+#   `pulumi stack output --show-secrets`; without it, set the `NCW_*` variables.
+# - Secrets (webhook token, JWS secret, Netlify token) come from the stack or the environment,
+#   never from this file, and are shown masked.
+
+# %% tags=["parameters"]
+stack = None  # stack name; None: $NCW_STACK, else dev
+region = None  # None: $AWS_REGION, $AWS_DEFAULT_REGION or the stack file
+aws_endpoint_url = None  # None: real AWS, or $AWS_ENDPOINT_URL
+webhook_url = None  # None: stack output webhook_url or $NCW_WEBHOOK_URL
+distribution_id = None  # None: the first configured distribution
+deploy_id = None  # None: section 3 sends a fresh test notification
+wait_timeout_s = 300  # section 4 stops waiting after this many seconds
+poll_interval_s = 10  # seconds between status checks in section 4
+dry_run = True  # False: section 6 invalidates and section 8 calls the Netlify API
+manual_paths = ["/index.html"]  # paths for section 6
+history_limit = 25  # newest invalidations per distribution in section 5
+summary_path = None  # when set, a JSON summary of the run is written there
+
+# %%
+import runbook_lib as rb
+
+config = rb.load_config(stack, region, aws_endpoint_url, webhook_url, distribution_id)
+aws = rb.AwsClients(config)
+
+# %% [markdown]
+# ## 1. Where am I? Account, region, stack, webhook and distributions
+#
+# Check the account and the stack before anything else: the rest of the runbook acts on them.
+
+# %%
+here = rb.where_am_i(config, aws)
+rb.show(here)
+
+# %% [markdown]
+# ## 2. Are the distributions healthy and shaped as designed?
+#
+# Netlify serves the site through the default behavior and an S3 origin serves `/pdf/*`.
+# Anything else (disabled, still deploying, a missing `/pdf/*` behavior) is flagged.
+
+# %%
+health = rb.distributions_health(config, aws)
+rb.show(health or "**Skipped:** no distribution to inspect (see section 1).")
+
+# %% [markdown]
+# ## 3. Trigger: send a signed test deploy notification, as Netlify does
+#
+# A `deploy_created` ("Deploy succeeded") notification for a fresh deploy id, signed with the
+# JWS secret when one is configured. If `deploy_id` is given, the notification was already sent
+# (e.g. by `make demo` or by Netlify) and this only reports it.
+
+# %%
+sent = rb.trigger(config, deploy_id)
+rb.show(sent)
+
+# %% [markdown]
+# ## 4. Verify: find the function's invalidation and wait until it completes
+#
+# The invalidation is found by the caller reference the function derives from the deploy id and
+# the configured paths. The wait stops at `wait_timeout_s` with advice; re-running is safe.
+
+# %%
+verified = rb.verify(
+    config, aws, sent.deploy_id, wait_timeout_s=wait_timeout_s, poll_interval_s=poll_interval_s
+)
+rb.show(verified)
+
+# %% [markdown]
+# ## 5. History: recent invalidations, paths per month and this month's cost
+#
+# The first 1,000 paths a month are free per AWS account, then USD 0.005 a path; `/*` is one path.
+
+# %%
+past = rb.history(config, aws, limit=history_limit)
+rb.show(past, past.usage)
+if past.usage:
+    rb.show(rb.history_chart(past.table))
+
+# %% [markdown]
+# ## 6. Invalidate paths by hand (guarded by `dry_run`)
+#
+# The paths are checked with the function's own rules; with `dry_run = True` you see the exact
+# request that would be sent.
+
+# %%
+manual_result = rb.manual(config, aws, manual_paths, dry_run=dry_run)
+rb.show(manual_result)
+
+# %% [markdown]
+# ## 7. Troubleshooting: the function's recent errors and what each answer means
+
+# %%
+errors = rb.function_errors(config, aws)
+rb.show(errors, rb.answers_table())
+
+# %% [markdown]
+# ## 8. Connect Netlify: the deploy notification for this stack
+#
+# Shows the hook body (secrets masked). With `NETLIFY_AUTH_TOKEN` in the environment and
+# `dry_run = False`, creates the notification through Netlify's hooks API, or updates the
+# existing one for the same URL: never a duplicate.
+
+# %%
+hook = rb.connect(config, dry_run=dry_run)
+rb.show(hook)
+
+# %% [markdown]
+# ## Recap
+
+# %%
+summary = rb.run_summary(
+    config=config,
+    trigger_result=sent,
+    verify_result=verified,
+    history_result=past,
+    health=health,
+    manual_result=manual_result,
+    errors=errors,
+    hook=hook,
+)
+rb.write_summary(summary_path, summary)
+rb.show(rb.recap(summary))

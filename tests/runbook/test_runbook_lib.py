@@ -1,0 +1,662 @@
+"""The runbook module, section by section, against moto (no network, no real sleeping)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import threading
+import time
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import jwt
+import matplotlib
+import pandas as pd
+import pytest
+from webhook_settings import caller_reference
+
+import runbook_lib as rb
+
+matplotlib.use("Agg")
+
+TOKEN = "Tok3n-abcdefghijklmnopqrstuvwxyz"
+JWS = "jws-secret-abcdefghijklmnopqrstuvwxyz012345"
+
+
+# ---------------------------------------------------------------------------- configuration
+
+
+def test_config_from_environment_is_live_and_names_its_sources():
+    env = {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:5555",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "NCW_WEBHOOK_URL": f"http://127.0.0.1:8080/webhooks/netlify?token={TOKEN}",
+        "NCW_WEBHOOK_HOST": "lambda.example.com",
+        "NCW_JWS_SECRET": JWS,
+        "NCW_DISTRIBUTION_IDS": "EAAA1, EBBB2",
+        "NCW_FUNCTION_NAME": "ncw-dev",
+    }
+    config = rb.load_config(
+        "dev", environ=env, stack_outputs=rb.StackOutputs(None, "pulumi CLI not on PATH")
+    )
+    assert config.live
+    assert config.distribution_ids == ("EAAA1", "EBBB2")
+    assert config.distribution_id == "EAAA1"
+    assert config.region == "eu-west-1"
+    assert config.log_group == "/aws/lambda/ncw-dev"
+    assert config.sources["webhook_url"] == rb.ENVIRONMENT
+    assert config.sources["invalidation_paths"] == rb.STACK_FILE  # Pulumi.dev.yaml
+    assert TOKEN not in repr(config) and JWS not in repr(config)
+
+
+def test_parameters_win_over_environment():
+    env = {"NCW_DISTRIBUTION_IDS": "EAAA1,EBBB2", "NCW_WEBHOOK_URL": "http://a/x?token=1"}
+    config = rb.load_config(
+        "dev",
+        region="ap-south-1",
+        webhook_url="http://b/y?token=2",
+        distribution_id="EBBB2",
+        environ=env,
+        stack_outputs=rb.StackOutputs(None, "n/a"),
+    )
+    assert config.webhook_url == "http://b/y?token=2"
+    assert config.sources["webhook_url"] == rb.PARAMETER
+    assert config.distribution_id == "EBBB2"
+    assert config.region == "ap-south-1"
+
+
+def test_stack_outputs_are_used_when_the_pulumi_cli_answers():
+    outputs = {
+        "webhook_url": f"https://lambda.example.com/webhooks/netlify?token={TOKEN}",
+        "netlify_hook": {
+            "type": "url",
+            "event": "deploy_created",
+            "data": {"url": "https://lambda.example.com/x", "signature_secret": JWS},
+        },
+        "distribution_ids": ["EOUT1"],
+        "function_name": "fn",
+        "log_group_name": "/aws/lambda/fn-group",
+        "secrets_parameter_name": "/ncw/dev/secrets",
+    }
+    calls = []
+
+    def run(args, **kwargs):
+        calls.append(args)
+        return subprocess.CompletedProcess(args, 0, stdout=json.dumps(outputs), stderr="")
+
+    read = rb.read_stack_outputs("prod", which=lambda name: "/usr/bin/pulumi", run=run)
+    config = rb.load_config("prod", environ={}, stack_outputs=read)
+    assert calls == [
+        ["/usr/bin/pulumi", "stack", "output", "--json", "--show-secrets", "--stack", "prod"]
+    ]
+    assert config.live and config.source_summary() == rb.PULUMI
+    assert config.distribution_ids == ("EOUT1",)
+    assert config.jws_secret == JWS
+    assert config.log_group == "/aws/lambda/fn-group"
+    assert config.secrets_parameter == "/ncw/dev/secrets"
+
+
+def test_a_local_endpoint_never_mixes_with_the_real_stack_outputs(monkeypatch):
+    monkeypatch.setattr(rb.shutil, "which", lambda name: "/usr/bin/pulumi")
+    monkeypatch.setattr(rb.subprocess, "run", lambda *a, **k: pytest.fail("pulumi was called"))
+    config = rb.load_config("dev", aws_endpoint_url="http://127.0.0.1:5000", environ={})
+    assert config.aws_endpoint_url == "http://127.0.0.1:5000"
+    assert "AWS_ENDPOINT_URL is set" in config.pulumi_note
+
+
+def test_missing_pulumi_cli_is_reported_not_fatal():
+    read = rb.read_stack_outputs("dev", which=lambda name: None)
+    assert read.outputs is None and "not on PATH" in read.note
+
+
+def test_committed_stack_file_alone_does_not_reach_out_to_aws():
+    config = rb.load_config("dev", environ={}, stack_outputs=rb.StackOutputs(None, "n/a"))
+    assert config.distribution_ids == ("E2EXAMPLE1ABCD",)  # from Pulumi.dev.yaml
+    assert not config.live
+    here = rb.where_am_i(config)
+    assert here.account is None and "no stack to talk to" in here.skipped
+    assert rb.distributions_health(config, None) == []
+    assert rb.history(config, None).skipped
+    assert not rb.trigger(config).sent
+
+
+def test_where_am_i_reports_account_and_masks_the_webhook(moto_aws):
+    config = rb.load_config(
+        "dev",
+        webhook_url=f"https://lambda.example.com/webhooks/netlify?token={TOKEN}",
+        distribution_id="EAAA1",
+        environ={},
+        stack_outputs=rb.StackOutputs(None, "n/a"),
+    )
+    here = rb.where_am_i(config)
+    assert here.account == "123456789012"
+    assert TOKEN not in here.webhook_url and "token=Tok3…" in here.webhook_url
+    assert TOKEN not in here.table().to_string()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://h/p?token=abcdefghijkl", "https://h/p?token=abcd…"),
+        ("https://h/p?dist=E1&token=abcdefghijkl", "https://h/p?dist=E1&token=abcd…"),
+        ("https://h/p?token=short", "https://h/p?token=…"),
+        ("https://h/p", "https://h/p"),
+    ],
+)
+def test_mask_url(url, shown):
+    assert rb.mask_url(url) == shown
+
+
+# ---------------------------------------------------------------------------- 2. health
+
+
+def test_distribution_shaped_as_designed_has_no_flags(cloudfront, make_distribution):
+    distribution_id = make_distribution()
+    cloudfront.get_distribution(Id=distribution_id)  # moto: InProgress -> Deployed
+    health = rb.distribution_health(cloudfront, distribution_id)
+    assert health.flags == [], health.flags
+    assert health.enabled and health.status == "Deployed"
+    assert health.aliases == ("www.example.com",)
+    assert list(health.behaviors["path pattern"]) == ["(default)", "/pdf/*"]
+    assert list(health.behaviors["origin kind"]) == ["netlify", "s3"]
+    assert set(health.origins["kind"]) == {"netlify", "s3"}
+
+
+def _count(cloudfront, distribution_id):
+    return cloudfront.list_invalidations(DistributionId=distribution_id)["InvalidationList"][
+        "Quantity"
+    ]
+
+
+def _flags(cloudfront, distribution_id):
+    cloudfront.get_distribution(Id=distribution_id)
+    return " | ".join(rb.distribution_health(cloudfront, distribution_id).flags)
+
+
+def test_missing_pdf_behavior_is_flagged(cloudfront, make_distribution):
+    distribution_id = make_distribution(pdf_domain=None)
+    assert "no cache behavior for '/pdf/*'" in _flags(cloudfront, distribution_id)
+
+
+def test_pdf_behavior_not_on_s3_is_flagged(cloudfront, make_distribution):
+    distribution_id = make_distribution(pdf_target="netlify")
+    assert "'/pdf/*' points at 'example-site.netlify.app', not an S3 origin" in _flags(
+        cloudfront, distribution_id
+    )
+
+
+def test_default_origin_not_netlify_is_flagged(cloudfront, make_distribution):
+    distribution_id = make_distribution(default_domain="origin.example.org")
+    assert "does not look like Netlify" in _flags(cloudfront, distribution_id)
+
+
+def test_disabled_distribution_is_flagged(cloudfront, make_distribution):
+    assert "disabled" in _flags(cloudfront, make_distribution(enabled=False))
+
+
+def test_distribution_still_deploying_is_flagged():
+    class Stub:
+        def get_distribution(self, Id):
+            config = {
+                "Enabled": True,
+                "Origins": {"Items": [{"Id": "n", "DomainName": "a.netlify.app"}]},
+                "DefaultCacheBehavior": {"TargetOriginId": "n"},
+            }
+            return {"Distribution": {"Status": "InProgress", "DistributionConfig": config}}
+
+    assert any("not 'Deployed'" in flag for flag in rb.distribution_health(Stub(), "E1").flags)
+
+
+def test_unknown_distribution_is_an_error_not_a_crash(cloudfront):
+    health = rb.distribution_health(cloudfront, "ENOPE")
+    assert "NoSuchDistribution" in health.error and not health.healthy
+
+
+# ---------------------------------------------------------------------------- 3. trigger
+
+
+class Recorder(BaseHTTPRequestHandler):
+    answers: ClassVar[list[tuple[int, bytes]]] = []
+    seen: ClassVar[list[dict]] = []
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).seen.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        status, payload = type(self).answers.pop(0)
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def recorder():
+    Recorder.answers, Recorder.seen = [], []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_payload_is_a_realistic_deploy_object():
+    payload = rb.netlify_deploy_payload("site-1")
+    assert re.fullmatch(r"[0-9a-f]{24}", payload["id"])
+    assert payload["site_id"] == "site-1" and payload["state"] == "ready"
+    assert payload["context"] == "production" and payload["published_at"]
+    assert "deploy_id" not in payload  # Netlify has no such field: the deploy id is `id`
+    for key in ("build_id", "branch", "commit_ref", "url", "ssl_url", "deploy_ssl_url", "title"):
+        assert payload[key]
+    assert payload["log_access_attributes"]["token"].startswith("dummy-")
+    preview = rb.netlify_deploy_payload("site-1", deploy_id="abc", context="deploy-preview")
+    assert preview["id"] == "abc" and preview["context"] == "deploy-preview"
+
+
+def test_sender_signs_exactly_as_netlify_verified_independently(recorder):
+    _, base = recorder
+    Recorder.answers.append((202, b'{"status": "invalidating", "invalidations": []}'))
+    payload = rb.netlify_deploy_payload("site-1")
+    result = rb.send_deploy_notification(
+        f"{base}/webhooks/netlify?token={TOKEN}", payload, jws_secret=JWS, host="lambda.example.com"
+    )
+    assert result.status == 202 and result.accepted
+    assert result.body == {"status": "invalidating", "invalidations": []}
+    request = Recorder.seen[0]
+    headers = {k.lower(): v for k, v in request["headers"].items()}
+    assert request["path"] == f"/webhooks/netlify?token={TOKEN}"
+    assert headers["host"] == "lambda.example.com"
+    assert headers["x-netlify-event"] == "deploy_created"
+    assert headers["content-type"] == "application/json"
+    assert json.loads(request["body"]) == payload
+    claims = jwt.decode(headers["x-webhook-signature"], JWS, algorithms=["HS256"], issuer="netlify")
+    assert claims["sha256"] == hashlib.sha256(request["body"]).hexdigest()
+    assert jwt.get_unverified_header(headers["x-webhook-signature"])["alg"] == "HS256"
+
+
+def test_unsigned_without_a_secret_and_error_status_is_a_result(recorder):
+    _, base = recorder
+    Recorder.answers.append((401, b'{"status": "unauthorized", "reason": "bad token"}'))
+    result = rb.send_deploy_notification(
+        f"{base}/x?token=wrong", {"id": "d1"}, event="deploy_failed"
+    )
+    assert result.status == 401 and not result.accepted
+    assert result.body["reason"] == "bad token"
+    headers = {k.lower() for k in Recorder.seen[0]["headers"]}
+    assert "x-webhook-signature" not in headers
+    assert Recorder.seen[0]["headers"]["X-Netlify-Event"] == "deploy_failed"
+
+
+def test_non_json_answer_has_no_body(recorder):
+    _, base = recorder
+    Recorder.answers.append((502, b"<html>502 Bad Gateway</html>"))
+    result = rb.send_deploy_notification(f"{base}/x", {"id": "d1"})
+    assert result.status == 502 and result.body is None
+
+
+def _live_config(**kwargs):
+    env = {"NCW_DISTRIBUTION_IDS": "EAAA1", "AWS_ENDPOINT_URL": "http://127.0.0.1:1"}
+    env.update(kwargs)
+    return rb.load_config("dev", environ=env, stack_outputs=rb.StackOutputs(None, "n/a"))
+
+
+def test_trigger_with_given_deploy_id_sends_nothing():
+    def send(*args, **kwargs):
+        raise AssertionError("must not send")
+
+    outcome = rb.trigger(_live_config(NCW_WEBHOOK_URL="http://h/x?token=t"), "d" * 24, send=send)
+    assert outcome.deploy_id == "d" * 24 and not outcome.sent
+
+
+def test_trigger_sends_a_signed_notification_and_masks_the_token():
+    seen = {}
+
+    def send(url, payload, jws_secret=None, host=None):
+        seen.update(url=url, payload=payload, jws_secret=jws_secret, host=host)
+        return rb.NotificationResult(200, {"status": "ignored", "reason": "context"}, {})
+
+    config = _live_config(
+        NCW_WEBHOOK_URL=f"http://127.0.0.1:9/x?token={TOKEN}",
+        NCW_JWS_SECRET=JWS,
+        NCW_WEBHOOK_HOST="lambda.example.com",
+        NCW_NETLIFY_SITE_ID="site-42",
+    )
+    outcome = rb.trigger(config, send=send)
+    assert outcome.sent and outcome.signed
+    assert seen["payload"]["site_id"] == "site-42" and seen["payload"]["id"] == outcome.deploy_id
+    assert seen["jws_secret"] == JWS and seen["host"] == "lambda.example.com"
+    text = outcome.markdown()
+    assert TOKEN not in text and "200 ignored" in text
+
+
+def test_trigger_reports_an_unreachable_webhook():
+    config = _live_config(NCW_WEBHOOK_URL="http://127.0.0.1:9/x?token=secretsecretsecret")
+    outcome = rb.trigger(config, send=lambda *a, **k: (_ for _ in ()).throw(OSError("refused")))
+    assert outcome.sent and outcome.result is None and "no answer" in outcome.error
+
+
+# ---------------------------------------------------------------------------- 4. verify
+
+
+def test_finds_the_function_invalidation_by_caller_reference(
+    cloudfront, make_distribution, invalidate
+):
+    distribution_id = make_distribution()
+    deploy = "5ebc34bf4fea0b01f02efa3a"
+    invalidate(distribution_id, ["/*"], caller_reference("another0deploy0id0000000", ["/*"]))
+    wanted = invalidate(distribution_id, ["/*"], caller_reference(deploy, ["/*"]))
+    invalidate(distribution_id, ["/a"], "runbook-manual-x")
+    found = rb.find_invalidation(cloudfront, distribution_id, caller_reference(deploy, ["/*"]))
+    assert found.invalidation_id == wanted and found.matched_by == "reference"
+    assert found.paths == ("/*",)
+
+
+def test_falls_back_to_the_deploy_when_paths_differ(cloudfront, make_distribution, invalidate):
+    distribution_id = make_distribution()
+    deploy = "5ebc34bf4fea0b01f02efa3a"
+    made = invalidate(distribution_id, ["/index.html"], caller_reference(deploy, ["/index.html"]))
+    found = rb.find_invalidation(
+        cloudfront,
+        distribution_id,
+        caller_reference(deploy, ["/*"]),
+        prefix=rb.reference_prefix(deploy),
+    )
+    assert found.invalidation_id == made and found.matched_by == "deploy prefix"
+    exact_only = rb.find_invalidation(cloudfront, distribution_id, caller_reference(deploy, ["/*"]))
+    assert exact_only is None
+
+
+def test_wait_follows_in_progress_to_completed_without_sleeping(
+    cloudfront, make_distribution, invalidate, set_status, fake_clock
+):
+    distribution_id = make_distribution()
+    deploy = "aaaaaaaaaaaaaaaaaaaaaaaa"
+    made = invalidate(distribution_id, ["/*"], caller_reference(deploy, ["/*"]))
+    set_status(distribution_id, made, "InProgress")
+    fake_clock.on_sleep = lambda n: n == 3 and set_status(distribution_id, made, "Completed")
+    started = time.monotonic()
+    result = rb.wait_for_invalidation(
+        cloudfront,
+        distribution_id,
+        deploy,
+        ["/*"],
+        timeout_s=300,
+        poll_interval_s=20,
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+        progress=False,
+    )
+    assert time.monotonic() - started < 5  # no real sleeping
+    assert result.completed and not result.timed_out
+    assert result.invalidation_id == made and result.status == "Completed"
+    assert fake_clock.sleeps == [20, 20, 20] and result.elapsed_s == 60 and result.polls == 4
+
+
+def test_wait_stops_at_the_timeout_with_guidance(
+    cloudfront, make_distribution, invalidate, set_status, fake_clock
+):
+    distribution_id = make_distribution()
+    deploy = "bbbbbbbbbbbbbbbbbbbbbbbb"
+    made = invalidate(distribution_id, ["/*"], caller_reference(deploy, ["/*"]))
+    set_status(distribution_id, made, "InProgress")
+    result = rb.wait_for_invalidation(
+        cloudfront,
+        distribution_id,
+        deploy,
+        ["/*"],
+        timeout_s=50,
+        poll_interval_s=20,
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+        progress=False,
+    )
+    assert result.timed_out and result.found and not result.completed
+    assert result.status == "InProgress"
+    assert fake_clock.sleeps == [20, 20, 10]  # never sleeps past the deadline
+    assert result.elapsed_s == 50
+    assert "Re-run this cell" in result.guidance
+
+
+def test_wait_for_an_invalidation_that_never_appears_times_out(
+    cloudfront, make_distribution, fake_clock
+):
+    distribution_id = make_distribution()
+    result = rb.wait_for_invalidation(
+        cloudfront,
+        distribution_id,
+        "cccccccccccccccccccccccc",
+        ["/*"],
+        timeout_s=30,
+        poll_interval_s=10,
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+        progress=False,
+    )
+    assert result.timed_out and not result.found
+    assert "section 3" in result.guidance and "section 7" in result.guidance
+
+
+@pytest.mark.parametrize("status", ["Completed", "COMPLETED", "completed"])
+def test_status_is_compared_case_insensitively(status):
+    assert rb.is_completed(status)
+    assert not rb.is_completed("InProgress")
+
+
+def test_moto_completed_status_ends_the_wait_at_once(
+    cloudfront, make_distribution, invalidate, fake_clock
+):
+    distribution_id = make_distribution()
+    deploy = "dddddddddddddddddddddddd"
+    invalidate(distribution_id, ["/*"], caller_reference(deploy, ["/*"]))  # moto: "COMPLETED"
+    result = rb.wait_for_invalidation(
+        cloudfront,
+        distribution_id,
+        deploy,
+        ["/*"],
+        timeout_s=30,
+        clock=fake_clock,
+        sleep=fake_clock.sleep,
+        progress=False,
+    )
+    assert result.completed and fake_clock.sleeps == []
+
+
+class Unreachable:
+    """Stands in for AwsClients when AWS refuses (no credentials, no permission)."""
+
+    @property
+    def cloudfront(self):
+        from botocore.exceptions import NoCredentialsError
+
+        class Client:
+            def __getattr__(self, name):
+                def fail(**kwargs):
+                    raise NoCredentialsError()
+
+                return fail
+
+        return Client()
+
+
+def test_aws_failures_are_findings_not_crashes():
+    config = _live_config()
+    verified = rb.verify(config, Unreachable(), "d" * 24, wait_timeout_s=1, progress=False)
+    assert "Unable to locate credentials" in verified.error and not verified.completed
+    assert "Cannot check CloudFront" in verified.markdown()
+    past = rb.history(config, Unreachable())
+    assert past.error and past.usage is None and past.table.empty
+    health = rb.distribution_health(Unreachable().cloudfront, "E1")
+    assert "cannot read the distribution" in health.error
+
+
+def test_verify_without_a_deploy_is_skipped_with_a_reason():
+    result = rb.verify(_live_config(), None, None)
+    assert result.skipped and "no deploy" in result.skipped
+
+
+# ---------------------------------------------------------------------------- 5. history
+
+
+def test_history_lists_invalidations_newest_first(cloudfront, make_distribution, invalidate):
+    distribution_id = make_distribution()
+    first = invalidate(distribution_id, ["/*"], caller_reference("e" * 24, ["/*"]))
+    second = invalidate(distribution_id, ["/a", "/b"], "runbook-manual-x")
+    table = rb.invalidation_history(cloudfront, [distribution_id], limit=10)
+    assert list(table["invalidation_id"]) == [second, first]
+    assert list(table["path_count"]) == [2, 1]  # "/*" counts as one path
+    assert list(table["origin"]) == ["runbook (manual)", "netlify deploy"]
+    assert str(table["created"].dt.tz) == "UTC"
+
+
+def test_history_limit_bounds_the_table(cloudfront, make_distribution, invalidate):
+    distribution_id = make_distribution()
+    for index in range(5):
+        invalidate(distribution_id, ["/*"], f"ref-{index}")
+    assert len(rb.invalidation_history(cloudfront, [distribution_id], limit=3)) == 3
+
+
+@pytest.mark.parametrize(
+    ("paths", "cost"), [(0, 0.0), (1000, 0.0), (1001, 0.005), (1200, 1.0), (3000, 10.0)]
+)
+def test_cost_is_free_up_to_1000_paths_then_half_a_cent(paths, cost):
+    assert rb.paths_cost_usd(paths) == pytest.approx(cost)
+
+
+def _history(rows):
+    frame = pd.DataFrame(rows, columns=["created", "path_count"])
+    frame["created"] = pd.to_datetime(frame["created"], utc=True)
+    for column in rb.HISTORY_COLUMNS:
+        if column not in frame:
+            frame[column] = "x"
+    return frame[rb.HISTORY_COLUMNS]
+
+
+def test_monthly_usage_counts_only_this_month():
+    history = _history(
+        [
+            ("2026-11-02T10:00:00Z", 900),
+            ("2026-11-20T10:00:00Z", 300),
+            ("2026-10-31T23:59:00Z", 5000),  # last month: not this month's bill
+        ]
+    )
+    usage = rb.monthly_usage(history, now=datetime(2026, 11, 28, tzinfo=UTC))
+    assert (usage.month, usage.invalidations, usage.paths) == ("2026-11", 2, 1200)
+    assert usage.billable_paths == 200 and usage.estimated_cost_usd == pytest.approx(1.0)
+    assert "per AWS account" in usage.note
+
+
+def test_history_chart_draws_days_and_months_with_the_free_line():
+    history = _history([("2026-11-02T10:00:00Z", 3), ("2026-10-15T10:00:00Z", 1)])
+    figure = rb.history_chart(history, now=datetime(2026, 11, 28, tzinfo=UTC))
+    per_day, per_month = figure.axes
+    assert sum(bar.get_height() for bar in per_day.patches) == 1  # October is beyond 30 days
+    assert [bar.get_height() for bar in per_month.patches] == [1, 3]
+    assert any(line.get_ydata()[0] == 1000 for line in per_month.get_lines())
+    empty = rb.history_chart(_history([]))
+    assert "no invalidations yet" in empty.axes[0].texts[0].get_text()
+
+
+# ---------------------------------------------------------------------------- 6. manual
+
+
+def test_manual_dry_run_shows_the_request_and_sends_nothing(cloudfront, make_distribution):
+    distribution_id = make_distribution()
+    result = rb.manual_invalidation(
+        cloudfront, distribution_id, ["/index.html", "/pdf/*"], dry_run=True
+    )
+    assert not result.created and not result.problems
+    assert result.request["InvalidationBatch"]["Paths"] == {
+        "Quantity": 2,
+        "Items": ["/index.html", "/pdf/*"],
+    }
+    assert "Dry run" in result.markdown()
+    assert _count(cloudfront, distribution_id) == 0
+
+
+def test_manual_paths_are_validated_like_the_function(cloudfront, make_distribution):
+    distribution_id = make_distribution()
+    result = rb.manual_invalidation(
+        cloudfront, distribution_id, ["index.html", "/a*/b", "/ok", "/with space"], dry_run=False
+    )
+    assert len(result.problems) == 3 and not result.created
+    assert "must start with '/'" in result.problems[0]
+    assert "only as its last character" in result.problems[1]
+    assert _count(cloudfront, distribution_id) == 0
+    assert rb.manual_invalidation(cloudfront, distribution_id, [], dry_run=True).problems
+
+
+def test_manual_invalidation_is_created_when_not_a_dry_run(cloudfront, make_distribution):
+    distribution_id = make_distribution()
+    result = rb.manual_invalidation(cloudfront, distribution_id, ["/index.html"], dry_run=False)
+    assert result.created
+    item = cloudfront.get_invalidation(DistributionId=distribution_id, Id=result.invalidation_id)
+    batch = item["Invalidation"]["InvalidationBatch"]
+    assert batch["Paths"]["Items"] == ["/index.html"]
+    assert batch["CallerReference"].startswith("runbook-manual-")
+
+
+def test_manual_reference_is_stable_within_a_minute():
+    now = datetime(2026, 11, 28, 12, 30, 5, tzinfo=UTC)
+    later = datetime(2026, 11, 28, 12, 30, 55, tzinfo=UTC)
+    assert rb.manual_reference(["/b", "/a"], now) == rb.manual_reference(["/a", "/b"], later)
+    assert rb.manual_reference(["/a"], now) != rb.manual_reference(["/a", "/b"], now)
+
+
+# ---------------------------------------------------------------------------- 7. troubleshooting
+
+
+def test_recent_errors_are_the_error_records_with_secrets_masked(logs):
+    group = "/aws/lambda/ncw-dev"
+    logs.create_log_group(logGroupName=group)
+    logs.create_log_stream(logGroupName=group, logStreamName="s1")
+    now_ms = int(time.time() * 1000)
+    messages = [
+        json.dumps({"level": "INFO", "message": "invalidating", "deploy_id": "d1"}),
+        json.dumps(
+            {
+                "level": "ERROR",
+                "message": "CreateInvalidation failed for url ?token=abcdefghijklmnop",
+                "distribution_id": "E1",
+                "outcome": "AccessDenied",
+                "requestId": "req-1",
+            }
+        ),
+        "[ERROR]\t2026-11-28T10:00:00.000Z\treq-2\tsettings: DISTRIBUTION_IDS: required",
+        "2026-11-28T10:00:00.000Z req-3 Task timed out after 10.01 seconds",
+        "START RequestId: req-4 Version: $LATEST",
+    ]
+    logs.put_log_events(
+        logGroupName=group,
+        logStreamName="s1",
+        logEvents=[
+            {"timestamp": now_ms - 1000 * (len(messages) - i), "message": m}
+            for i, m in enumerate(messages)
+        ],
+    )
+    result = rb.recent_errors(logs, group)
+    assert len(result.table) == 3
+    assert set(result.table["request_id"]) >= {"req-1", "req-2"}
+    assert "abcdefghijklmnop" not in result.table.to_string()
+    row = result.table[result.table["request_id"] == "req-1"].iloc[0]
+    assert "AccessDenied" in row["details"]
+    assert "3 error record(s)" in result.markdown()
+
+
+def test_missing_log_group_is_explained(logs):
+    result = rb.recent_errors(logs, "/aws/lambda/never-ran")
+    assert result.table.empty and "does not exist" in result.message
+
+
+def test_answers_table_explains_every_answer():
+    answers = set(rb.answers_table()["answer"])
+    for status in ("401", "403", "405", "413", "400", "500", "502", "503", "200 ignored"):
+        assert status in answers
+    assert "JWS" in rb.explain_answer(401)
+    assert "not a deploy we act on" in rb.explain_answer(200, {"status": "ignored"})

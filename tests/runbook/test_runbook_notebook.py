@@ -1,0 +1,196 @@
+"""The runbook notebook: file hygiene, a run with its defaults, and runs against the local stack."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+import runbook_lib as rb
+
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
+NOTEBOOK = NOTEBOOKS / "runbook.ipynb"
+PAIR = NOTEBOOKS / "runbook.py"
+PARAMETERS = {
+    "stack",
+    "region",
+    "aws_endpoint_url",
+    "webhook_url",
+    "distribution_id",
+    "deploy_id",
+    "wait_timeout_s",
+    "poll_interval_s",
+    "dry_run",
+    "manual_paths",
+    "history_limit",
+    "summary_path",
+}
+# Variables that would point the kernel at a stack; cleared so each run sees only its own.
+RUNBOOK_VARIABLES = (
+    "AWS_ENDPOINT_URL",
+    "NETLIFY_AUTH_TOKEN",
+    "NETLIFY_API_URL",
+    *rb.ENV.values(),
+)
+
+
+def _code_cells(notebook):
+    return [cell for cell in notebook.cells if cell.cell_type == "code"]
+
+
+# ---------------------------------------------------------------------------- hygiene
+
+
+def test_notebook_is_committed_without_outputs():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(notebook)
+    for cell in _code_cells(notebook):
+        assert cell.outputs == [] and cell.execution_count is None, cell.source[:60]
+
+
+def test_notebook_declares_the_python3_kernel_and_its_jupytext_pair():
+    metadata = nbformat.read(NOTEBOOK, as_version=4).metadata
+    assert metadata.kernelspec == {
+        "display_name": "Python 3",
+        "language": "python",
+        "name": "python3",
+    }
+    assert metadata.jupytext["formats"] == "ipynb,py:percent"
+
+
+def test_first_code_cell_holds_the_parameters_with_safe_defaults():
+    first = _code_cells(nbformat.read(NOTEBOOK, as_version=4))[0]
+    assert "parameters" in first.metadata.get("tags", [])
+    values = {}
+    for node in ast.parse(first.source).body:
+        assert isinstance(node, ast.Assign), "only assignments in the parameters cell"
+        values[node.targets[0].id] = ast.literal_eval(node.value)
+    assert set(values) == PARAMETERS
+    assert values["dry_run"] is True
+    for name in ("webhook_url", "aws_endpoint_url", "deploy_id", "stack", "summary_path"):
+        assert values[name] is None  # no secrets, no endpoints baked into the file
+
+
+def test_ipynb_and_py_percent_pair_are_in_sync():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    paired = jupytext.read(PAIR)
+    assert [(c.cell_type, c.source.strip()) for c in notebook.cells] == [
+        (c.cell_type, c.source.strip()) for c in paired.cells
+    ]
+    assert [c.metadata.get("tags") for c in _code_cells(notebook)] == [
+        c.metadata.get("tags") for c in _code_cells(paired)
+    ]
+
+
+def test_every_section_has_a_heading_and_a_short_cell():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    headings = [c.source for c in notebook.cells if c.cell_type == "markdown"]
+    for number in range(1, 9):
+        assert any(text.startswith(f"## {number}. ") for text in headings), number
+    for cell in _code_cells(notebook):
+        assert len(cell.source.splitlines()) <= 15, cell.source[:60]
+
+
+# ---------------------------------------------------------------------------- executed
+
+
+def _execute(tmp_path: Path, name: str, **parameters) -> tuple[dict, nbformat.NotebookNode]:
+    import papermill
+
+    summary = tmp_path / f"{name}.json"
+    output = tmp_path / f"{name}.ipynb"
+    papermill.execute_notebook(
+        str(NOTEBOOK),
+        str(output),
+        parameters={"summary_path": str(summary), **parameters},
+        cwd=str(NOTEBOOKS),
+        progress_bar=False,
+        start_timeout=60,
+        execution_timeout=120,
+    )
+    executed = nbformat.read(output, as_version=4)
+    for cell in _code_cells(executed):
+        assert not [o for o in cell.outputs if o.output_type == "error"], cell.source[:60]
+    return json.loads(summary.read_text()), executed
+
+
+def _all_output_text(notebook) -> str:
+    return json.dumps([cell.get("outputs", []) for cell in notebook.cells])
+
+
+@pytest.fixture
+def clean_environment(monkeypatch):
+    for name in RUNBOOK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_runs_top_to_bottom_with_its_defaults_without_aws_or_secrets(tmp_path, clean_environment):
+    summary, executed = _execute(tmp_path, "defaults")
+    assert summary["live"] is False
+    assert summary["trigger"]["sent"] is False
+    assert summary["verify"]["skipped"]
+    assert summary["history"]["rows"] == 0
+    assert summary["manual"]["dry_run"] is True and not summary["manual"]["created"]
+    assert summary["netlify"]["action"] == "skipped"
+    assert "no stack to talk to" in _all_output_text(executed)
+
+
+@pytest.fixture(scope="module")
+def local_stack():
+    stack_module = pytest.importorskip("local.stack", reason="the local stack (local/) is absent")
+    with stack_module.LocalStack.start(stack="dev") as local:
+        yield local
+
+
+@pytest.fixture
+def local_environment(local_stack, clean_environment):
+    for name, value in local_stack.environment().items():
+        clean_environment.setenv(name, value)
+    return local_stack
+
+
+def test_runbook_against_the_local_stack_sends_verifies_and_lists(tmp_path, local_environment):
+    local = local_environment
+    summary, executed = _execute(
+        tmp_path, "local", wait_timeout_s=30, poll_interval_s=1, dry_run=False
+    )
+    assert summary["live"] is True
+    trigger = summary["trigger"]
+    assert trigger["sent"] and trigger["accepted"] and trigger["status"] == 202
+    verify = summary["verify"]
+    assert verify["found"] and verify["completed"] and not verify["timed_out"]
+    assert verify["matched_by"] == "reference"
+    assert verify["deploy_id"] == trigger["deploy_id"]
+    invalidations = trigger["body"]["invalidations"]
+    assert verify["invalidation_id"] in {item["invalidation_id"] for item in invalidations}
+    assert summary["history"]["contains_verified"]
+    assert all(not h["flags"] and not h["error"] for h in summary["health"])
+    assert summary["manual"]["created"] and summary["manual"]["invalidation_id"]
+    assert summary["netlify"]["action"] == "dry-run"
+    shown = _all_output_text(executed)
+    token = local.rule.token.reveal()
+    assert token not in shown and local.jws_secret not in shown  # secrets are only masked
+
+
+def test_runbook_reports_a_deploy_the_caller_already_notified(tmp_path, local_environment):
+    local = local_environment
+    payload = rb.netlify_deploy_payload(local.settings.netlify_site_id or "site")
+    sent = rb.send_deploy_notification(
+        local.webhook_url, payload, jws_secret=local.jws_secret, host=local.webhook_host
+    )
+    assert sent.status == 202, sent.body
+    summary, _ = _execute(
+        tmp_path, "caller", deploy_id=payload["id"], wait_timeout_s=30, poll_interval_s=1
+    )
+    assert summary["trigger"]["sent"] is False and summary["trigger"]["deploy_id"] == payload["id"]
+    assert summary["verify"]["completed"]
+    assert summary["verify"]["invalidation_id"] == sent.invalidations[0]["invalidation_id"]
+    assert summary["history"]["contains_verified"]
+    assert summary["manual"]["dry_run"] and not summary["manual"]["created"]
+    assert os.environ["NCW_STACK"] == local.stack
