@@ -1,0 +1,181 @@
+"""What the ALB does with a request, as pure functions: match the rule, build the Lambda event.
+
+Facts (ELB and Lambda documentation):
+
+- host-header values are compared case-insensitively; path-pattern values case-sensitively, and
+  only against the path; query-string key/value pairs case-insensitively. All three accept the
+  wildcards ``*`` (0 or more characters) and ``?`` (exactly one); ``\\`` escapes them in
+  query-string values (``infra.rule.escape_query_value`` writes the rule that way).
+- The ALB does not URL-decode the query string: the event carries the values as received, and
+  the local listener compares the rule against those raw values too. (The docs only say "any
+  character can be percentage encoded"; the token alphabet A-Z a-z 0-9 _ - never needs it.)
+- Event: ``requestContext.elb.targetGroupArn``, ``httpMethod``, ``path``,
+  ``queryStringParameters``, ``headers`` (names lowercased), ``body``, ``isBase64Encoded``;
+  with ``lambda.multi_value_headers.enabled`` the event has ``multiValueHeaders`` and
+  ``multiValueQueryStringParameters`` instead, and the response must use ``multiValueHeaders``.
+  Without it, a repeated header or query key keeps its last value.
+- The body is passed as text for ``text/*``, ``application/json``, ``application/javascript``
+  and ``application/xml`` without ``Content-Encoding``; otherwise base64.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+
+from infra.rule import TOKEN_QUERY_KEY, WebhookRule
+
+TEXT_MEDIA_TYPES = ("application/json", "application/javascript", "application/xml")
+MAX_BODY_BYTES = 1024 * 1024  # request body limit for Lambda targets
+
+
+@lru_cache(maxsize=64)
+def _wildcard_regex(pattern: str, case_sensitive: bool) -> re.Pattern[str]:
+    parts: list[str] = []
+    chars = iter(pattern)
+    for char in chars:
+        if char == "\\":
+            parts.append(re.escape(next(chars, "\\")))
+        elif char == "*":
+            parts.append(".*")
+        elif char == "?":
+            parts.append(".")
+        else:
+            parts.append(re.escape(char))
+    flags = re.DOTALL | (0 if case_sensitive else re.IGNORECASE)
+    return re.compile("".join(parts), flags)
+
+
+def wildcard_match(pattern: str, value: str, *, case_sensitive: bool) -> bool:
+    r"""Whether ``value`` matches an ALB condition value (``*``, ``?``, ``\`` escapes)."""
+    return _wildcard_regex(pattern, case_sensitive).fullmatch(value) is not None
+
+
+def split_query(raw_query: str) -> list[tuple[str, str]]:
+    """``a=1&b=2`` -> ``[("a", "1"), ("b", "2")]``, left URL-encoded as the ALB leaves it."""
+    pairs = []
+    for part in raw_query.split("&"):
+        if part:
+            key, _, value = part.partition("=")
+            pairs.append((key, value))
+    return pairs
+
+
+def host_without_port(host: str) -> str:
+    host = host.strip()
+    if host.startswith("["):  # IPv6 literal
+        return host.split("]")[0] + "]"
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+def rule_matches(rule: WebhookRule, host: str | None, path: str, raw_query: str) -> bool:
+    """Whether a request meets all of the rule's conditions (host, path, ``token`` query)."""
+    if host is None or not wildcard_match(rule.host, host_without_port(host), case_sensitive=False):
+        return False
+    if not wildcard_match(rule.path, path, case_sensitive=True):
+        return False
+    wanted = rule.query_condition_value()
+    return any(
+        wildcard_match(TOKEN_QUERY_KEY, key, case_sensitive=False)
+        and wildcard_match(wanted, value, case_sensitive=False)
+        for key, value in split_query(raw_query)
+    )
+
+
+def is_text_body(content_type: str | None, content_encoding: str | None) -> bool:
+    """Whether the ALB passes this body as text (else base64)."""
+    if content_encoding:
+        return False
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    return media_type.startswith("text/") or media_type in TEXT_MEDIA_TYPES
+
+
+def build_event(
+    *,
+    method: str,
+    path: str,
+    raw_query: str,
+    headers: Iterable[tuple[str, str]],
+    body: bytes,
+    target_group_arn: str,
+    multi_value: bool = False,
+) -> dict:
+    """The Lambda event the ALB sends for this request.
+
+    ``headers`` are (name, value) pairs in arrival order, repeats allowed, including the
+    ``x-forwarded-*`` and ``x-amzn-trace-id`` headers the ALB adds.
+    """
+    header_pairs = [(name.lower(), value) for name, value in headers]
+    query_pairs = split_query(raw_query)
+    lookup = dict(header_pairs)  # last value wins
+    if not body:
+        body_text, encoded = "", False
+    elif is_text_body(lookup.get("content-type"), lookup.get("content-encoding")):
+        body_text, encoded = body.decode("utf-8", errors="replace"), False
+    else:
+        body_text, encoded = base64.b64encode(body).decode("ascii"), True
+
+    event: dict = {
+        "requestContext": {"elb": {"targetGroupArn": target_group_arn}},
+        "httpMethod": method,
+        "path": path,
+    }
+    if multi_value:
+        event["multiValueQueryStringParameters"] = _multi(query_pairs)
+        event["multiValueHeaders"] = _multi(header_pairs)
+    else:
+        event["queryStringParameters"] = dict(query_pairs)
+        event["headers"] = lookup
+    event["body"] = body_text
+    event["isBase64Encoded"] = encoded
+    return event
+
+
+def _multi(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for key, value in pairs:
+        grouped.setdefault(key, []).append(value)
+    return grouped
+
+
+class BadLambdaResponse(ValueError):
+    """The function's answer is not one the ALB can turn into HTTP (the ALB answers 502)."""
+
+
+def response_parts(
+    response: object, *, multi_value: bool
+) -> tuple[int, str | None, list[tuple[str, str]], bytes]:
+    """(status, reason, headers, body) of the HTTP answer the ALB makes from ``response``."""
+    if not isinstance(response, dict) or not isinstance(response.get("statusCode"), int):
+        raise BadLambdaResponse("the response has no integer statusCode")
+    status = response["statusCode"]
+    if not 100 <= status <= 599:
+        raise BadLambdaResponse(f"statusCode {status} is not an HTTP status")
+    description = response.get("statusDescription")
+    reason = None
+    if isinstance(description, str) and description.strip():
+        code, _, text = description.strip().partition(" ")
+        reason = text if code == str(status) and text else description.strip()
+
+    headers: list[tuple[str, str]] = []
+    if multi_value:
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            headers.extend((name, str(value)) for value in values)
+    else:
+        headers.extend(
+            (name, str(value)) for name, value in (response.get("headers") or {}).items()
+        )
+
+    raw_body = response.get("body") or ""
+    if not isinstance(raw_body, str):
+        raise BadLambdaResponse("body must be a string")
+    if response.get("isBase64Encoded"):
+        try:
+            body = base64.b64decode(raw_body, validate=True)
+        except ValueError as error:
+            raise BadLambdaResponse(f"body is not base64: {error}") from None
+    else:
+        body = raw_body.encode("utf-8")
+    return status, reason, headers, body

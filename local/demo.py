@@ -1,0 +1,291 @@
+"""``make demo``: the whole flow on an embedded AWS, then the runbook's report.
+
+1. start the local stack for a stack config (default ``Pulumi.dev.yaml``);
+2. send a signed deploy notification as Netlify would, through the local ALB stand-in;
+3. find the invalidation the function created (by its caller reference);
+4. execute ``notebooks/runbook.ipynb`` against the local stack with papermill and export it to
+   HTML under ``out/``;
+5. stop everything and exit non-zero if any step failed.
+
+Usage: ``python -m local.demo [--stack dev] [--out DIR] [--wait-timeout 60]``; the output folder
+can also be given as ``NCW_DEMO_OUT``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from infra.function_contract import webhook_settings
+from infra.stack_files import PROJECT_DIR
+from local.stack import LocalStack
+
+NOTEBOOKS_DIR = PROJECT_DIR / "notebooks"
+RUNBOOK = NOTEBOOKS_DIR / "runbook.ipynb"
+OUT_ENV = "NCW_DEMO_OUT"
+KERNEL = "python3"
+
+
+class DemoFailed(RuntimeError):
+    """A step of the demo did not give the expected result (the message says which and why)."""
+
+
+@dataclass
+class Report:
+    notebook: Path
+    html: Path
+    summary: Path  # the runbook's JSON summary of what it found (its summary_path parameter)
+
+    def read_summary(self) -> dict | None:
+        if not self.summary.is_file():
+            return None
+        return json.loads(self.summary.read_text(encoding="utf-8"))
+
+
+def _say(message: str = "") -> None:
+    print(message, flush=True)
+
+
+@contextmanager
+def _step(title: str) -> Iterator[None]:
+    _say(f"==> {title}")
+    started = time.monotonic()
+    yield
+    _say(f"    done in {time.monotonic() - started:.1f} s")
+
+
+def runbook_lib():
+    """The runbook's module (``notebooks/runbook_lib.py``), imported as the notebook does."""
+    if str(NOTEBOOKS_DIR) not in sys.path:
+        sys.path.insert(0, str(NOTEBOOKS_DIR))
+    import runbook_lib
+
+    return runbook_lib
+
+
+def send_notification(local: LocalStack) -> tuple[str, object]:
+    """Send a signed "deploy succeeded" notification; returns (deploy id, HTTP result)."""
+    lib = runbook_lib()
+    site_id = local.settings.netlify_site_id or str(uuid.uuid4())
+    payload = lib.netlify_deploy_payload(site_id)
+    result = lib.send_deploy_notification(
+        local.webhook_url, payload, jws_secret=local.jws_secret, host=local.webhook_host
+    )
+    return payload["id"], result
+
+
+def find_invalidations(local: LocalStack, deploy_id: str) -> dict[str, dict]:
+    """The invalidation made for ``deploy_id`` on each distribution (by caller reference)."""
+    reference = webhook_settings.caller_reference(deploy_id, local.settings.invalidation_paths)
+    cloudfront = local.client("cloudfront")
+    found: dict[str, dict] = {}
+    for dist_id in local.distribution_ids:
+        listing = cloudfront.list_invalidations(DistributionId=dist_id)["InvalidationList"]
+        for summary in listing.get("Items", []):
+            invalidation = cloudfront.get_invalidation(DistributionId=dist_id, Id=summary["Id"])
+            batch = invalidation["Invalidation"]["InvalidationBatch"]
+            if batch["CallerReference"] == reference:
+                found[dist_id] = invalidation["Invalidation"]
+                break
+    return found
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """``values`` in os.environ (a kernel inherits the environment of the process starting it)."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def run_runbook(
+    local: LocalStack, deploy_id: str, out_dir: Path, wait_timeout_s: int
+) -> tuple[Report, Exception | None]:
+    """Execute the runbook against ``local``; always writes the notebook and its HTML export."""
+    import nbformat
+    import papermill
+    from nbconvert import HTMLExporter
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = Report(
+        notebook=out_dir / f"runbook-{local.stack}.ipynb",
+        html=out_dir / f"runbook-{local.stack}.html",
+        summary=out_dir / f"runbook-{local.stack}.json",
+    )
+    report.summary.unlink(missing_ok=True)
+    parameters = {
+        "stack": local.stack,
+        "region": local.region,
+        "aws_endpoint_url": local.endpoint_url,
+        "distribution_id": local.distribution_ids[0],
+        "deploy_id": deploy_id,
+        "wait_timeout_s": wait_timeout_s,
+        "dry_run": True,
+        "summary_path": str(report.summary),
+    }
+    error: Exception | None = None
+    with _environment(local.environment()):
+        try:
+            papermill.execute_notebook(
+                str(RUNBOOK),
+                str(report.notebook),
+                parameters=parameters,
+                kernel_name=KERNEL,
+                cwd=str(NOTEBOOKS_DIR),
+                progress_bar=False,
+                start_timeout=120,
+                execution_timeout=max(300, wait_timeout_s * 3),
+            )
+        except Exception as failure:  # papermill still writes the notebook up to the failure
+            error = failure
+    if report.notebook.exists():
+        notebook = nbformat.read(report.notebook, as_version=4)
+        html, _ = HTMLExporter().from_notebook_node(notebook)
+        report.html.write_text(html, encoding="utf-8")
+    elif error is None:
+        error = DemoFailed(f"papermill wrote no notebook at {report.notebook}")
+    return report, error
+
+
+def runbook_findings(summary: dict | None) -> list[str]:
+    """Print what the runbook found; returns the problems (empty when all checks passed)."""
+    if summary is None:
+        return ["the runbook wrote no summary"]
+    problems = []
+    trigger = summary.get("trigger") or {}
+    verify = summary.get("verify") or {}
+    history = summary.get("history") or {}
+    if trigger.get("sent"):
+        _say(
+            f"    runbook: its test notification got HTTP {trigger.get('status')}"
+            f" ({'accepted' if trigger.get('accepted') else 'NOT accepted'})"
+        )
+    else:
+        _say(f"    runbook: checked the demo's notification (deploy {trigger.get('deploy_id')})")
+    _say(
+        f"    runbook: invalidation {verify.get('invalidation_id')} found by "
+        f"{verify.get('matched_by')}, status {verify.get('status')}"
+        f" after {float(verify.get('elapsed_s') or 0):.1f} s"
+    )
+    _say(
+        f"    runbook: history has {history.get('rows')} invalidation(s)"
+        f"{', including that one' if history.get('contains_verified') else ''}"
+    )
+    if trigger.get("sent") and not trigger.get("accepted"):
+        problems.append(f"the runbook's notification was answered HTTP {trigger.get('status')}")
+    if not verify.get("completed"):
+        problems.append(f"the runbook did not see the invalidation complete: {verify}")
+    if not history.get("contains_verified"):
+        problems.append("the runbook's history table does not hold the invalidation")
+    return problems
+
+
+def _summary(body: object) -> str:
+    if isinstance(body, dict):
+        keys = ("status", "result", "message", "reason", "deploy_id", "invalidations")
+        shown = {key: body[key] for key in keys if key in body}
+        return str(shown or body)
+    return repr(body)[:300]
+
+
+def demo(stack: str, out_dir: Path, wait_timeout_s: int) -> int:
+    started = time.monotonic()
+    failures: list[str] = []
+    with _step(f"Starting the local stack for Pulumi.{stack}.yaml"):
+        local = LocalStack.start(stack)
+    try:
+        _say(f"    embedded AWS (moto)   {local.endpoint_url}  region {local.region}")
+        _say(f"    ALB stand-in          {local.listener_url}  (Host: {local.webhook_host})")
+        _say(f"    distributions         {', '.join(local.distribution_ids)}")
+        _say(f"    function              {local.function_name} (in-process)")
+
+        with _step("Sending a signed deploy notification, as Netlify would"):
+            deploy_id, result = send_notification(local)
+            status = getattr(result, "status", None)
+            _say(f"    deploy {deploy_id}: HTTP {status} {_summary(getattr(result, 'body', None))}")
+            if not isinstance(status, int) or not 200 <= status < 300:
+                failures.append(f"the notification was answered with HTTP {status}")
+
+        with _step("Looking for the invalidation the function created"):
+            reference = webhook_settings.caller_reference(
+                deploy_id, local.settings.invalidation_paths
+            )
+            found = find_invalidations(local, deploy_id)
+            _say(f"    caller reference {reference}")
+            for dist_id in local.distribution_ids:
+                invalidation = found.get(dist_id)
+                if invalidation is None:
+                    failures.append(f"no invalidation with that reference on {dist_id}")
+                    _say(f"    {dist_id}: none found")
+                else:
+                    paths = invalidation["InvalidationBatch"]["Paths"].get("Items", [])
+                    _say(
+                        f"    {dist_id}: invalidation {invalidation['Id']} "
+                        f"status {invalidation['Status']} paths {paths}"
+                    )
+
+        with _step("Executing the runbook against the local stack (papermill)"):
+            report, error = run_runbook(local, deploy_id, out_dir, wait_timeout_s)
+            if error is not None:
+                failures.append(f"the runbook failed: {type(error).__name__}: {error}")
+            failures += runbook_findings(report.read_summary())
+            _say(f"    executed notebook     {report.notebook}")
+            if report.html.exists():
+                _say(f"    HTML report           {report.html}")
+    finally:
+        with _step("Stopping the local stack"):
+            local.stop()
+
+    elapsed = time.monotonic() - started
+    if failures:
+        _say(f"\nDemo FAILED after {elapsed:.1f} s:")
+        for failure in failures:
+            _say(f"  - {failure}")
+        return 1
+    _say(f"\nDemo OK in {elapsed:.1f} s. Open the report: {report.html}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    summary = __doc__.split("\n")[0]
+    parser = argparse.ArgumentParser(prog="python -m local.demo", description=summary)
+    parser.add_argument("--stack", default="dev", help="stack config Pulumi.<stack>.yaml")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(os.environ.get(OUT_ENV) or PROJECT_DIR / "out"),
+        help=f"folder for the executed runbook and its HTML export (env {OUT_ENV})",
+    )
+    parser.add_argument(
+        "--wait-timeout", type=int, default=60, help="the runbook's wait_timeout_s parameter"
+    )
+    args = parser.parse_args(argv)
+    try:
+        return demo(args.stack, args.out, args.wait_timeout)
+    except KeyboardInterrupt:
+        _say("\nInterrupted; the local stack was stopped.")
+        return 130
+    except Exception as error:
+        traceback.print_exc()
+        _say(f"\nDemo FAILED: {type(error).__name__}: {error}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,405 @@
+"""An embedded AWS for one stack: a moto server seeded from ``Pulumi.<stack>.yaml``.
+
+``LocalStack.start(stack="dev")`` reads the stack config exactly as the Pulumi program does
+(``infra.stack_files`` -> ``infra.settings.parse_site_config``), generates the two secrets the
+config file cannot hold in clear text, starts a moto server on 127.0.0.1 (free port) and seeds it
+like the real account the site runs in:
+
+- a CloudFront distribution for each configured id, carrying that id, shaped like the site
+  (Netlify as default origin, an S3 origin serving ``/pdf/*``);
+- the SSM SecureString the function reads its secrets from;
+- the function's CloudWatch log group.
+
+It then starts the local listener (``local.listener``), the ALB stand-in that runs
+``function/handler.py`` in-process. ``stop()`` (or leaving the ``with`` block) stops both and
+restores the process environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import secrets
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from moto.server import ThreadedMotoServer
+
+from infra import naming
+from infra.function import MEMORY_MB
+from infra.function_contract import webhook_settings
+from infra.rule import TOKEN_QUERY_KEY, WebhookRule
+from infra.settings import (
+    NETLIFY_JWS_SECRET,
+    PROJECT,
+    WEBHOOK_TOKEN,
+    SiteSettings,
+    parse_site_config,
+)
+from infra.stack_files import PROJECT_DIR, load_stack_files
+
+DEFAULT_REGION = "us-east-1"
+# Fake credentials: the local stack never talks to a real AWS account.
+FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+# Variables that could point boto3 at a real account; removed while the stack runs.
+_REAL_AWS_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+
+# The runbook's environment contract (the notebook reads exactly these names).
+ENV_STACK = "NCW_STACK"
+ENV_WEBHOOK_URL = "NCW_WEBHOOK_URL"
+ENV_WEBHOOK_HOST = "NCW_WEBHOOK_HOST"
+ENV_JWS_SECRET = "NCW_JWS_SECRET"  # noqa: S105 (a variable name)
+ENV_DISTRIBUTION_IDS = "NCW_DISTRIBUTION_IDS"
+ENV_INVALIDATION_PATHS = "NCW_INVALIDATION_PATHS"
+ENV_FUNCTION_NAME = "NCW_FUNCTION_NAME"
+ENV_LOG_GROUP = "NCW_LOG_GROUP"
+ENV_NETLIFY_SITE_ID = "NCW_NETLIFY_SITE_ID"
+ENV_SECRETS_PARAMETER = "NCW_SECRETS_PARAMETER"
+
+
+@dataclass(frozen=True)
+class ResourceNames:
+    """Names of the site's AWS resources the runbook looks up, as the Pulumi program names them."""
+
+    function_name: str
+    log_group_name: str
+    secrets_parameter_name: str
+
+
+def resource_names(stack: str, domain: str) -> ResourceNames:
+    """The function, its log group and its secrets parameter, named by ``infra.naming``."""
+    function_name = naming.function_name(stack, domain)
+    return ResourceNames(
+        function_name=function_name,
+        log_group_name=naming.log_group_name(function_name),
+        secrets_parameter_name=naming.secrets_parameter_name(stack, domain),
+    )
+
+
+def site_distribution_config(
+    settings: SiteSettings, distribution_id: str, index: int, region: str
+) -> dict[str, Any]:
+    """A CloudFront DistributionConfig shaped like the site: Netlify default, S3 for /pdf/*."""
+    zone = settings.hosted_zone
+    slug = zone.replace(".", "-")
+    aliases = [zone, f"www.{zone}"] if index == 0 else [f"{distribution_id.lower()}.{zone}"]
+    netlify_origin, pdf_origin = "netlify", "pdf-bucket"
+    return {
+        "CallerReference": f"ncw-local-{distribution_id}",
+        "Comment": f"{zone} (local copy of {distribution_id})",
+        "Enabled": True,
+        "Aliases": {"Quantity": len(aliases), "Items": aliases},
+        "Origins": {
+            "Quantity": 2,
+            "Items": [
+                {
+                    "Id": netlify_origin,
+                    "DomainName": f"{slug}.netlify.app",
+                    "CustomOriginConfig": {
+                        "HTTPPort": 80,
+                        "HTTPSPort": 443,
+                        "OriginProtocolPolicy": "https-only",
+                        "OriginSslProtocols": {"Quantity": 1, "Items": ["TLSv1.2"]},
+                    },
+                },
+                {
+                    "Id": pdf_origin,
+                    "DomainName": f"{slug}-pdf.s3.{region}.amazonaws.com",
+                    "S3OriginConfig": {"OriginAccessIdentity": ""},
+                },
+            ],
+        },
+        "DefaultCacheBehavior": {
+            "TargetOriginId": netlify_origin,
+            "ViewerProtocolPolicy": "redirect-to-https",
+            "Compress": True,
+            "MinTTL": 0,
+        },
+        "CacheBehaviors": {
+            "Quantity": 1,
+            "Items": [
+                {
+                    "PathPattern": "/pdf/*",
+                    "TargetOriginId": pdf_origin,
+                    "ViewerProtocolPolicy": "redirect-to-https",
+                    "Compress": True,
+                    "MinTTL": 0,
+                }
+            ],
+        },
+    }
+
+
+def _give_distribution_id(moto_arn: str, wanted_id: str) -> None:
+    """Re-key a distribution moto created under a random id so it carries ``wanted_id``.
+
+    moto always generates ids (``random_id()``); the threaded server runs in this process, so
+    its CloudFront backend is reachable and the seeded distribution can take the configured id,
+    the one the function's settings and the runbook use.
+    """
+    from moto.cloudfront.models import cloudfront_backends
+
+    # arn:aws:cloudfront::<account>:distribution/<id>
+    prefix, _, generated_id = moto_arn.rpartition("/")
+    partition, account_id = prefix.split(":")[1], prefix.split(":")[4]
+    backend = cloudfront_backends[account_id][partition]
+    if wanted_id in backend.distributions:
+        raise RuntimeError(f"distribution {wanted_id} already exists in the local stack")
+    dist = backend.distributions.pop(generated_id)
+    tags = backend.tagger.list_tags_for_resource(dist.arn).get("Tags", [])
+    backend.tagger.delete_all_tags_for_resource(dist.arn)
+    dist.distribution_id = dist.id = wanted_id
+    dist.arn = f"{prefix}/{wanted_id}"
+    backend.distributions[wanted_id] = dist
+    # moto keeps an S3 origin's OriginAccessIdentity but does not return S3OriginConfig; give
+    # the origin the attribute its serializer looks for, so readers can tell S3 from custom.
+    for origin in dist.distribution_config.Origins["Items"]:
+        if not hasattr(origin, "custom_origin_config") and ".s3." in origin.domain_name:
+            origin.s3_origin_config = {"OriginAccessIdentity": origin.s3_access_identity}
+    if tags:
+        backend.tagger.tag_resource(dist.arn, tags)
+
+
+@dataclass
+class LocalStack:
+    """A running local stack; use ``LocalStack.start(...)`` and stop it (or use ``with``)."""
+
+    stack: str
+    region: str
+    settings: SiteSettings
+    rule: WebhookRule
+    names: ResourceNames
+    jws_secret: str
+    endpoint_url: str = ""
+    account_id: str = ""
+    listener: Any = None
+    _server: ThreadedMotoServer | None = field(default=None, repr=False)
+    _saved_environ: dict[str, str | None] = field(default_factory=dict, repr=False)
+    _werkzeug_level: int | None = field(default=None, repr=False)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @classmethod
+    def start(
+        cls,
+        stack: str = "dev",
+        *,
+        project_dir: Path = PROJECT_DIR,
+        webhook_token: str | None = None,
+        jws_secret: str | None = None,
+        multi_value_headers: bool = False,
+        invoke: Any = None,
+    ) -> LocalStack:
+        """Start moto and the listener for ``Pulumi.<stack>.yaml``; returns the running stack.
+
+        ``webhook_token`` and ``jws_secret`` default to fresh ``secrets.token_urlsafe`` values
+        (the stack file holds them encrypted, if at all). ``invoke`` replaces the in-process
+        call of ``handler.handler`` (tests only).
+        """
+        files = load_stack_files(stack, project_dir)
+        values = dict(files.values)
+        values[WEBHOOK_TOKEN] = webhook_token or secrets.token_urlsafe(32)
+        jws = jws_secret or secrets.token_urlsafe(32)
+        values[NETLIFY_JWS_SECRET] = jws
+        settings = parse_site_config(values)
+        local = cls(
+            stack=stack,
+            region=files.provider.get("aws:region", DEFAULT_REGION),
+            settings=settings,
+            rule=WebhookRule.from_settings(settings),
+            names=resource_names(stack, settings.domain),
+            jws_secret=jws,
+        )
+        try:
+            local._start(multi_value_headers=multi_value_headers, invoke=invoke)
+        except BaseException:
+            local.stop()
+            raise
+        return local
+
+    def _start(self, *, multi_value_headers: bool, invoke: Any) -> None:
+        from local.listener import LocalListener
+
+        werkzeug = logging.getLogger("werkzeug")  # moto's server logs every request at INFO
+        self._werkzeug_level = werkzeug.level
+        werkzeug.setLevel(logging.WARNING)
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self._server.start()
+        host, port = self._server.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        self._reset_moto()  # moto's backends are per process: start from a clean account
+        self._apply_environ(self.function_environment())
+        self._seed()
+        self.listener = LocalListener(
+            self, multi_value_headers=multi_value_headers, invoke=invoke
+        ).start()
+
+    def stop(self) -> None:
+        """Stop the listener and moto, restore the environment. Safe to call twice."""
+        try:
+            if self.listener is not None:
+                self.listener.stop()
+                self.listener = None
+        finally:
+            try:
+                if self._server is not None:
+                    self._reset_moto()
+                    self._server.stop()
+                    self._server = None
+            finally:
+                self._restore_environ()
+                if self._werkzeug_level is not None:
+                    logging.getLogger("werkzeug").setLevel(self._werkzeug_level)
+                    self._werkzeug_level = None
+
+    def __enter__(self) -> LocalStack:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- what callers read -----------------------------------------------------------------
+
+    @property
+    def distribution_ids(self) -> tuple[str, ...]:
+        return self.settings.distribution_ids
+
+    @property
+    def function_name(self) -> str:
+        return self.names.function_name
+
+    @property
+    def log_group_name(self) -> str:
+        return self.names.log_group_name
+
+    @property
+    def secrets_parameter_name(self) -> str:
+        return self.names.secrets_parameter_name
+
+    @property
+    def webhook_host(self) -> str:
+        """The webhook's domain: send it as the Host header, as Netlify reaching the ALB would."""
+        return self.rule.host
+
+    @property
+    def listener_url(self) -> str:
+        return self.listener.base_url if self.listener else ""
+
+    @property
+    def webhook_url(self) -> str:
+        """``http://127.0.0.1:<port><path>?token=<token>`` (secret: it carries the token)."""
+        return f"{self.listener_url}{self.rule.path}?{TOKEN_QUERY_KEY}={self.rule.token.reveal()}"
+
+    @property
+    def target_group_arn(self) -> str:
+        digest = hashlib.sha256(f"{PROJECT}:{self.stack}".encode()).hexdigest()[:16]
+        name = f"ncw-{self.stack}"[:32]
+        return (
+            f"arn:aws:elasticloadbalancing:{self.region}:{self.account_id}:"
+            f"targetgroup/{name}/{digest}"
+        )
+
+    def function_environment(self) -> dict[str, str]:
+        """What the function finds in its environment: its settings and a local AWS."""
+        env = webhook_settings.FunctionSettings(
+            distribution_ids=self.settings.distribution_ids,
+            secrets_parameter=self.secrets_parameter_name,
+            invalidation_paths=self.settings.invalidation_paths,
+            deploy_contexts=self.settings.deploy_contexts,
+            netlify_site_id=self.settings.netlify_site_id,
+        ).to_environment()
+        env.update(self.aws_environment())
+        env.update(
+            {
+                "AWS_LAMBDA_FUNCTION_NAME": self.function_name,
+                "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(MEMORY_MB),
+                "AWS_LAMBDA_LOG_GROUP_NAME": self.log_group_name,
+                "AWS_LAMBDA_LOG_FORMAT": "JSON",
+            }
+        )
+        return env
+
+    def aws_environment(self) -> dict[str, str]:
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_REGION": self.region,
+            **FAKE_CREDENTIALS,
+        }
+
+    def environment(self) -> dict[str, str]:
+        """The runbook's environment contract (secrets included: a local throwaway stack)."""
+        return {
+            **self.aws_environment(),
+            ENV_STACK: self.stack,
+            ENV_WEBHOOK_URL: self.webhook_url,
+            ENV_WEBHOOK_HOST: self.webhook_host,
+            ENV_JWS_SECRET: self.jws_secret,
+            ENV_DISTRIBUTION_IDS: ",".join(self.distribution_ids),
+            ENV_INVALIDATION_PATHS: ",".join(self.settings.invalidation_paths),
+            ENV_FUNCTION_NAME: self.function_name,
+            ENV_LOG_GROUP: self.log_group_name,
+            ENV_NETLIFY_SITE_ID: self.settings.netlify_site_id or "",
+            ENV_SECRETS_PARAMETER: self.secrets_parameter_name,
+        }
+
+    def client(self, service: str):
+        """A boto3 client for the local AWS (explicit endpoint and fake credentials)."""
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint_url,
+            region_name=self.region,
+            aws_access_key_id=FAKE_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+            aws_secret_access_key=FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+        )
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _reset_moto(self) -> None:
+        url = f"{self.endpoint_url}/moto-api/reset"
+        request = urllib.request.Request(url, method="POST")  # noqa: S310 (local http URL)
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (local)
+            response.read()
+
+    def _seed(self) -> None:
+        self.account_id = self.client("sts").get_caller_identity()["Account"]
+        cloudfront = self.client("cloudfront")
+        for index, dist_id in enumerate(self.distribution_ids):
+            config = site_distribution_config(self.settings, dist_id, index, self.region)
+            created = cloudfront.create_distribution(DistributionConfig=config)
+            _give_distribution_id(created["Distribution"]["ARN"], dist_id)
+
+        token = self.settings.webhook_token.reveal()
+        self.client("ssm").put_parameter(
+            Name=self.secrets_parameter_name,
+            Description=f"Webhook secrets of {PROJECT} stack {self.stack} (local)",
+            Type="SecureString",
+            Value=webhook_settings.secrets_value(token, self.jws_secret),
+        )
+
+        logs = self.client("logs")
+        logs.create_log_group(logGroupName=self.log_group_name)
+        logs.put_retention_policy(
+            logGroupName=self.log_group_name, retentionInDays=self.settings.log_retention_days
+        )
+
+    def _apply_environ(self, values: dict[str, str]) -> None:
+        for name in (*values, *_REAL_AWS_VARIABLES):
+            if name not in self._saved_environ:
+                self._saved_environ[name] = os.environ.get(name)
+        for name in _REAL_AWS_VARIABLES:
+            os.environ.pop(name, None)
+        os.environ.update(values)
+
+    def _restore_environ(self) -> None:
+        saved, self._saved_environ = self._saved_environ, {}
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

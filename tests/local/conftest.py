@@ -1,0 +1,29 @@
+"""Local stacks for the tests: one per module, stopped (and the environment restored) after it."""
+
+from __future__ import annotations
+
+import pytest
+from local_helpers import TEST_JWS_SECRET, TEST_TOKEN, RecordingFunction
+
+from local.stack import LocalStack
+
+
+@pytest.fixture(scope="module")
+def recording_function() -> RecordingFunction:
+    return RecordingFunction()
+
+
+@pytest.fixture(scope="module")
+def stub_stack(recording_function):
+    """A local stack whose listener calls ``recording_function`` instead of the handler."""
+    with LocalStack.start(
+        "dev", webhook_token=TEST_TOKEN, jws_secret=TEST_JWS_SECRET, invoke=recording_function
+    ) as local:
+        yield local
+
+
+@pytest.fixture(scope="module")
+def handler_stack():
+    """A local stack running the real ``function/handler.py`` in-process."""
+    with LocalStack.start("dev", webhook_token=TEST_TOKEN, jws_secret=TEST_JWS_SECRET) as local:
+        yield local
