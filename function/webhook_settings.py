@@ -8,9 +8,10 @@ only: this module ships inside the Lambda package.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 ENV_DISTRIBUTION_IDS = "DISTRIBUTION_IDS"
 ENV_INVALIDATION_PATHS = "INVALIDATION_PATHS"
@@ -143,3 +144,57 @@ def caller_reference(deploy_id: str, paths: tuple[str, ...] | list[str]) -> str:
     else:  # keep odd ids out of the reference, still one-to-one in practice
         deploy_part = "h" + hashlib.sha256(deploy_id.encode()).hexdigest()[:32]
     return f"netlify-{deploy_part}-{path_digest}"
+
+
+# The SSM SecureString named by SECRETS_PARAMETER holds JSON with these keys. The program (or
+# the operator) writes it with ``secrets_value``; the handler reads it with ``parse_secrets``.
+SECRETS_TOKEN_KEY = "token"  # noqa: S105 (a JSON key name, not a secret)
+SECRETS_JWS_SECRET_KEY = "jws_secret"  # noqa: S105 (a JSON key name, not a secret)
+
+
+@dataclass(frozen=True)
+class FunctionSecrets:
+    # repr=False: an accidental log of this object must not print the values.
+    token: str = field(repr=False)
+    jws_secret: str | None = field(default=None, repr=False)
+
+
+def secrets_value(token: str, jws_secret: str | None = None) -> str:
+    """The JSON to store in the SecureString parameter for ``token`` and ``jws_secret``."""
+    value = {SECRETS_TOKEN_KEY: token}
+    if jws_secret:
+        value[SECRETS_JWS_SECRET_KEY] = jws_secret
+    return json.dumps(value)
+
+
+def parse_secrets(raw: str) -> FunctionSecrets:
+    """The secrets in the parameter's value; SettingsError (naming SECRETS_PARAMETER) if bad.
+
+    The error never quotes the value: it is the secret.
+    """
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError, RecursionError):
+        value = None
+    if not isinstance(value, dict):
+        raise SettingsError(
+            ENV_SECRETS_PARAMETER,
+            f'the parameter\'s value is not a JSON object {{"{SECRETS_TOKEN_KEY}": ...}}',
+        )
+    token = value.get(SECRETS_TOKEN_KEY)
+    if not isinstance(token, str) or not token:
+        raise SettingsError(
+            ENV_SECRETS_PARAMETER, f"the parameter's {SECRETS_TOKEN_KEY!r} is missing or empty"
+        )
+    jws_secret = value.get(SECRETS_JWS_SECRET_KEY)
+    if jws_secret is not None and not isinstance(jws_secret, str):
+        raise SettingsError(
+            ENV_SECRETS_PARAMETER, f"the parameter's {SECRETS_JWS_SECRET_KEY!r} is not a string"
+        )
+    return FunctionSecrets(token=token, jws_secret=jws_secret or None)
+
+
+# The webhook URL's query parameters: the program (and its listener rule) builds the URL
+# Netlify calls with these, the handler reads them.
+TOKEN_QUERY_PARAMETER = "token"  # noqa: S105 (a query parameter name, not a secret)
+DISTRIBUTION_QUERY_PARAMETER = "dist"

@@ -1,0 +1,176 @@
+"""The pure parts, without AWS: event parsing, signatures, decisions, backoff, response shape."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import handler
+import jwt
+import pytest
+import webhook_jws
+from function_testkit import JWS_SECRET, assert_alb_response, load_event, sign
+from webhook_alb import Answer, parse_event, respond
+from webhook_settings import FunctionSettings, SettingsError, parse_secrets, secrets_value
+
+pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
+
+SETTINGS = FunctionSettings(
+    distribution_ids=("E1AAA", "E2BBB"),
+    secrets_parameter="/p",
+    netlify_site_id="site-1",
+)
+
+
+# -- webhook_alb ----------------------------------------------------------------------------
+
+
+def test_single_value_event_is_read_with_lowercased_headers_and_decoded_query():
+    event = load_event("alb_encoded_query.json")
+    event["headers"]["X-Mixed-Case"] = "yes"
+    request = parse_event(event)
+    assert request.multi_value is False
+    assert request.header("x-mixed-case") == "yes"
+    assert request.header("X-NETLIFY-EVENT") == "deploy_created"
+    assert request.query_text("source") == "netlify deploy hook"
+    assert request.query_bytes("token") == b"s3cr+t/part= with%escapes"
+
+
+def test_multi_value_event_keeps_the_last_values():
+    event = load_event("alb_multi_value.json")
+    event["multiValueHeaders"]["x-netlify-event"] = ["deploy_building", "deploy_created"]
+    request = parse_event(event)
+    assert request.multi_value is True
+    assert request.header("x-netlify-event") == "deploy_created"
+    assert request.query_text("token") == event["multiValueQueryStringParameters"]["token"][-1]
+
+
+def test_percent_encoded_query_names_are_decoded():
+    request = parse_event({"queryStringParameters": {"%74oken": "abc"}})
+    assert request.query_text("token") == "abc"
+
+
+def test_plus_in_a_query_value_stays_a_plus():
+    # Percent-decoding only: a literal "+" is not a space (the token may contain one).
+    assert parse_event({"queryStringParameters": {"t": "a+b"}}).query_text("t") == "a+b"
+
+
+def test_base64_body_is_decoded_and_bad_base64_is_none():
+    assert parse_event({"body": "aGk=", "isBase64Encoded": True}).body == b"hi"
+    assert parse_event({"body": "not base64!", "isBase64Encoded": True}).body is None
+    assert parse_event({"body": None}).body == b""
+
+
+@pytest.mark.parametrize("multi_value", [False, True])
+def test_every_status_the_handler_uses_has_an_alb_shape(multi_value):
+    for code in (200, 202, 400, 401, 403, 405, 413, 500, 502, 503):
+        response = respond(Answer(code, "s", "r", headers={"Retry-After": "5"}), multi_value)
+        assert assert_alb_response(response, multi_value) == {"status": "s", "reason": "r"}
+
+
+def test_oversized_answer_drops_path_lists_instead_of_breaking_the_alb():
+    items = [{"distribution_id": "E1", "paths": ["/" + "p" * 500] * 3000}]
+    response = respond(Answer(202, "invalidating", "r", {"invalidations": items}), False)
+    assert len(response["body"]) < 1_000_000
+    body = assert_alb_response(response, False)
+    assert body["invalidations"][0]["path_count"] == 3000
+
+
+# -- webhook_jws (signatures made by PyJWT) -----------------------------------------------------
+
+
+def test_pyjwt_signature_is_accepted():
+    assert webhook_jws.signature_problem(sign(b"{}"), JWS_SECRET, b"{}", time.time()) is None
+
+
+def test_uppercase_hex_digest_is_accepted():
+    body = b'{"id": "x"}'
+    token = jwt.encode(
+        {"iss": "netlify", "sha256": hashlib.sha256(body).hexdigest().upper()},
+        JWS_SECRET,
+        algorithm="HS256",
+    )
+    assert webhook_jws.signature_problem(token, JWS_SECRET, body, time.time()) is None
+
+
+@pytest.mark.parametrize(
+    "signature",
+    ["a.b", "a.b.c.d", "!!!.e30.", "e30.e30.e30", "eyJhbGciOiJIUzI1NiJ9.\u00e9.x", " "],
+)
+def test_malformed_signatures_are_reported_not_raised(signature):
+    assert webhook_jws.signature_problem(signature, JWS_SECRET, b"{}", time.time())
+
+
+def test_problem_reasons_never_quote_the_signature_or_secret():
+    signature = sign(b"other")
+    problem = webhook_jws.signature_problem(signature, JWS_SECRET, b"{}", time.time())
+    assert problem and signature not in problem and JWS_SECRET not in problem
+
+
+# -- decisions ----------------------------------------------------------------------------------
+
+
+def deploy(**fields):
+    values = {"id": "d1", "site_id": "site-1", "state": "ready", "context": "production"}
+    values.update(fields)
+    return handler.Deploy(**values)
+
+
+def test_judge_deploy_acts_on_a_ready_production_deploy_of_the_site():
+    assert handler.judge_deploy(deploy(), "deploy_created", SETTINGS) is None
+    assert handler.judge_deploy(deploy(), None, SETTINGS) is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "event_name", "status"),
+    [
+        ({}, "deploy_failed", 200),
+        ({"state": "error"}, None, 200),
+        ({"context": "deploy-preview"}, None, 200),
+        ({"site_id": "site-2"}, None, 403),
+        ({"site_id": None}, None, 403),
+    ],
+)
+def test_judge_deploy_refusals(fields, event_name, status):
+    answer = handler.judge_deploy(deploy(**fields), event_name, SETTINGS)
+    assert answer.status_code == status
+
+
+def test_choose_distributions():
+    assert handler.choose_distributions(None, SETTINGS) == ("E1AAA", "E2BBB")
+    assert handler.choose_distributions("E2BBB", SETTINGS) == ("E2BBB",)
+    assert handler.choose_distributions("e2bbb", SETTINGS).status_code == 403
+
+
+def test_backoff_grows_and_is_capped(monkeypatch):
+    monkeypatch.setattr(handler, "_jitter", lambda: 1.0)
+    delays = [handler.backoff_seconds(n) for n in range(10)]
+    assert delays[:3] == [0.25, 0.5, 1.0]
+    assert max(delays) == handler.BACKOFF_CAP_S
+    monkeypatch.setattr(handler, "_jitter", lambda: 0.0)
+    assert handler.backoff_seconds(0) == 0.125
+
+
+# -- secrets contract ---------------------------------------------------------------------------
+
+
+def test_secrets_round_trip_and_hide_their_values_from_repr():
+    secrets = parse_secrets(secrets_value("tok", "jws"))
+    assert (secrets.token, secrets.jws_secret) == ("tok", "jws")
+    assert "tok" not in repr(secrets) and "jws" not in repr(secrets)
+    assert parse_secrets(secrets_value("tok")).jws_secret is None
+
+
+@pytest.mark.parametrize("raw", ["", "tok", "null", '{"token": ""}', '{"token": 1}'])
+def test_bad_secrets_name_the_parameter_variable(raw):
+    with pytest.raises(SettingsError) as caught:
+        parse_secrets(raw)
+    assert caught.value.variable == "SECRETS_PARAMETER"
+
+
+def test_reset_state_drops_the_clients(world):
+    client = handler.cloudfront_client()
+    handler.reset_state(keep_clients=True)
+    assert handler.cloudfront_client() is client
+    handler.reset_state()
+    assert handler.cloudfront_client() is not client
