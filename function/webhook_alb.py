@@ -40,16 +40,6 @@ def _last_values(mapping: object, multi_value: bool) -> dict[str, str]:
         if isinstance(name, str) and isinstance(value, str):
             result[name] = value
     return result
-    for name, value in mapping.items():
-        if multi_value:
-            strings = (
-                [item for item in value if isinstance(item, str)] if isinstance(value, list) else []
-            )
-            value = strings[-1] if strings else None
-        if isinstance(name, str) and isinstance(value, str):
-            yield_name = name
-            result[yield_name] = value
-    return result
 
 
 @dataclass(frozen=True)
