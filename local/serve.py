@@ -12,12 +12,10 @@ from __future__ import annotations
 import argparse
 import logging
 import shlex
-import shutil
 import signal
 import sys
 import threading
 
-from infra.stack_files import PROJECT_DIR
 from local.stack import LocalStack
 
 
@@ -27,16 +25,11 @@ def export_lines(environment: dict[str, str]) -> list[str]:
 
 
 def jupyter_hint() -> str:
-    venv_bin = PROJECT_DIR / "venv" / "bin"
-    lab = shutil.which("jupyter-lab", path=str(venv_bin)) or shutil.which("jupyter-lab")
-    if lab:
-        return f"    {lab} notebooks/runbook.ipynb"
+    # jupyterlab comes with requirements-dev.txt; the headless form is for terminals only.
     return (
-        "    venv/bin/python -m pip install jupyterlab    # once; not in requirements-dev.txt\n"
         "    venv/bin/jupyter lab notebooks/runbook.ipynb\n"
         "  or run it headless into out/:\n"
-        "    venv/bin/papermill notebooks/runbook.ipynb out/runbook-local.ipynb "
-        '--cwd notebooks -p aws_endpoint_url "$AWS_ENDPOINT_URL"'
+        "    venv/bin/papermill notebooks/runbook.ipynb out/runbook-local.ipynb --cwd notebooks"
     )
 
 
