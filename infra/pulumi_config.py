@@ -21,6 +21,7 @@ from infra.settings import (
     ALL_KEYS,
     NETLIFY_JWS_SECRET,
     PROJECT,
+    SECRET_KEYS,
     WEBHOOK_TOKEN,
     ConfigError,
     SiteSettings,
@@ -47,14 +48,34 @@ def raw_config() -> dict[str, object]:
     return raw
 
 
+def require_encrypted(raw: dict[str, object]) -> None:
+    """A secret key that holds a value must have been set with ``--secret``.
+
+    ``webhookToken`` is ``secret: true`` in Pulumi.yaml, so the CLI enforces it already; the
+    optional ``netlifyJwsSecret`` cannot be (its empty default would be refused as plain text),
+    so the program checks both the same way.
+    """
+    for key in SECRET_KEYS:
+        value = raw.get(key)
+        is_set = isinstance(value, str) and bool(value.strip())
+        if is_set and not pulumi.runtime.is_config_secret(f"{PROJECT}:{key}"):
+            raise ConfigError(
+                key,
+                "is stored in plain text in the stack file",
+                f"an encrypted value: pulumi config set --secret {key} <value>",
+            )
+
+
 def read_stack_config() -> StackConfig:
     """Validate the whole config, then wrap the secrets. Call before registering any resource.
 
     The first bad value ends the program as a ``pulumi.RunError`` (the CLI prints its message,
     without a stack trace) caused by the ``ConfigError`` naming the key.
     """
+    raw = raw_config()
     try:
-        settings = parse_site_config(raw_config())
+        require_encrypted(raw)
+        settings = parse_site_config(raw)
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from error
     config = pulumi.Config(PROJECT)

@@ -121,6 +121,18 @@ def test_bad_token_message_through_the_program_hides_the_token():
     assert run.resources == []
 
 
+@pytest.mark.parametrize("key", ["webhookToken", "netlifyJwsSecret"])
+def test_secret_set_in_plain_text_stops_the_program(key):
+    secrets = {"webhookToken": TEST_TOKEN, "netlifyJwsSecret": "jws-" + TEST_TOKEN}
+    plain = {key: secrets.pop(key)}  # given as ordinary config, not as a secret key
+    run = run_program(plain, secrets=secrets)
+    error = _config_error(run)
+    assert error.key == key
+    assert "--secret" in str(error)
+    assert plain[key] not in str(run.error)
+    assert run.resources == []
+
+
 def _config_error(run) -> ConfigError:
     """The program ends with a RunError (clean CLI exit) caused by the ConfigError."""
     assert isinstance(run.error, pulumi.RunError), run.error
