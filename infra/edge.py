@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_aws as aws
 
-from infra.settings import SiteSettings
+from infra.settings import LISTENER_ARN, PROJECT, SiteSettings
 
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 NOT_FOUND_BODY = "Not found"
@@ -41,13 +41,17 @@ class Edge(pulumi.ComponentResource):
         zone = aws.route53.get_zone(
             name=settings.hosted_zone, private_zone=False, opts=self._invoke
         )
+        # Look the shared listener up (and refuse a wrong one) before creating anything.
+        shared = None
+        if settings.listener_arn is not None:
+            shared = self._shared_load_balancer(settings.listener_arn)
         self.certificate_arn = self._validated_certificate(settings.domain, zone.zone_id)
         self.listener_ready: list[pulumi.Resource] = []
 
-        if settings.listener_arn is None:
+        if shared is None:
             dns_name, lb_zone_id = self._own_load_balancer(settings)
         else:
-            dns_name, lb_zone_id = self._shared_listener(settings.listener_arn)
+            dns_name, lb_zone_id = self._attach_to_shared_listener(settings.listener_arn, shared)
         self.load_balancer_dns_name = pulumi.Output.from_input(dns_name)
 
         self.alias = aws.route53.Record(
@@ -100,7 +104,13 @@ class Edge(pulumi.ComponentResource):
         subnet_ids = (
             list(settings.subnet_ids)
             or aws.ec2.get_subnets(
-                filters=[{"name": "vpc-id", "values": [vpc_id]}], opts=self._invoke
+                # The default subnet of each zone: public, and one per zone as an ALB requires
+                # (a default VPC may hold other subnets the account added).
+                filters=[
+                    {"name": "vpc-id", "values": [vpc_id]},
+                    {"name": "default-for-az", "values": ["true"]},
+                ],
+                opts=self._invoke,
             ).ids
         )
         self.security_group = aws.ec2.SecurityGroup(
@@ -179,9 +189,19 @@ class Edge(pulumi.ComponentResource):
         self.listener_ready = [self.https_listener]
         return self.load_balancer.dns_name, self.load_balancer.zone_id
 
-    def _shared_listener(self, listener_arn: str) -> tuple[str, str]:
+    def _shared_load_balancer(self, listener_arn: str):
+        """The shared listener's load balancer; RunError unless the listener serves HTTPS."""
         listener = aws.lb.get_listener(arn=listener_arn, opts=self._invoke)
-        load_balancer = aws.lb.get_load_balancer(arn=listener.load_balancer_arn, opts=self._invoke)
+        if listener.protocol != "HTTPS":
+            # A certificate cannot be added to, and the webhook must not be served by, a plain
+            # HTTP listener (e.g. the shared ALB's port-80 redirect).
+            raise pulumi.RunError(
+                f"{PROJECT}:{LISTENER_ARN}: the listener's protocol is {listener.protocol}; "
+                "allowed: the shared ALB's HTTPS listener"
+            )
+        return aws.lb.get_load_balancer(arn=listener.load_balancer_arn, opts=self._invoke)
+
+    def _attach_to_shared_listener(self, listener_arn: str, load_balancer) -> tuple[str, str]:
         # SNI: the shared listener serves this domain's certificate as well as its default one.
         self.listener_certificate = aws.lb.ListenerCertificate(
             f"{self._name}-listener-cert",

@@ -229,9 +229,13 @@ def parse_site_config(raw: Mapping[str, object]) -> SiteSettings:
             raise ConfigError(SUBNET_IDS, f"{subnet_id!r} is not a subnet id", "subnet-<hex>")
     if subnet_ids and not vpc_id:
         raise ConfigError(SUBNET_IDS, "subnets given without vpcId", "set vpcId with subnetIds")
-    if vpc_id and not listener_arn and 0 < len(subnet_ids) < 2:
+    if vpc_id and not listener_arn and len(subnet_ids) < 2:
+        # A VPC's own subnets cannot be guessed: it usually has a public and a private subnet
+        # per zone, and an ALB takes one subnet per zone, public for an internet-facing one.
         raise ConfigError(
-            SUBNET_IDS, "an ALB needs subnets in at least two Availability Zones", "2 or more ids"
+            SUBNET_IDS,
+            "an ALB needs public subnets in at least two Availability Zones",
+            "2 or more ids, one per zone, with vpcId",
         )
 
     retention = reader.integer(LOG_RETENTION_DAYS)

@@ -40,6 +40,8 @@ SHARED_LB_ARN = (
     "arn:aws:elasticloadbalancing:us-east-1:123456789012:"
     "loadbalancer/app/shared-alb/50dc6c495c0c9188"
 )
+# The same ALB's port-80 listener: a wrong listenerArn the program must refuse.
+SHARED_HTTP_LISTENER_ARN = SHARED_LISTENER_ARN.replace("f2f7dc8efc522ab2", "0b0e5a7c1d2e3f40")
 SHARED_LB_DNS = "shared-alb-1234567890.us-east-1.elb.amazonaws.com"
 
 
@@ -141,8 +143,11 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 "id": args.args["arn"],
                 "arn": args.args["arn"],
                 "loadBalancerArn": SHARED_LB_ARN,
-                "port": 443,
-                "protocol": "HTTPS",
+                **(
+                    {"port": 80, "protocol": "HTTP"}
+                    if args.args["arn"] == SHARED_HTTP_LISTENER_ARN
+                    else {"port": 443, "protocol": "HTTPS"}
+                ),
             }
         if token == "aws:lb/getLoadBalancer:getLoadBalancer":
             return {

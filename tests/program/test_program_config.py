@@ -56,6 +56,7 @@ BAD_VALUES = [
     ("subnetIds", {"vpcId": VPC, "subnetIds": '["subnet-zz"]'}, "not a subnet id", "subnet-"),
     ("subnetIds", {"subnetIds": f'["{SUBNET_A}", "{SUBNET_B}"]'}, "without vpcId", "vpcId"),
     ("subnetIds", {"vpcId": VPC, "subnetIds": f'["{SUBNET_A}"]'}, "two Availability", "2 or"),
+    ("subnetIds", {"vpcId": VPC}, "two Availability", "with vpcId"),
     ("logRetentionDays", {"logRetentionDays": "10"}, "not a CloudWatch Logs retention", "14"),
     ("domian", {"domian": "typo.example.com"}, "unknown key", "domain"),
 ]

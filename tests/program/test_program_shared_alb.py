@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from program_harness import (
     ALB_ZONE_ID,
+    SHARED_HTTP_LISTENER_ARN,
     SHARED_LB_ARN,
     SHARED_LB_DNS,
     SHARED_LISTENER_ARN,
@@ -78,3 +79,11 @@ def test_second_site_on_the_same_listener_gets_its_own_priority_host_and_names(s
     assert zone_lookup["name"] == "second-site.org"  # default: the domain without its first label
     names = ("function_name", "log_group_name", "secrets_parameter_name")
     assert all(shared_run.outputs[n] != second.outputs[n] for n in names)
+
+
+def test_a_plain_http_listener_is_refused_before_anything_is_created():
+    run = run_program({"listenerArn": SHARED_HTTP_LISTENER_ARN})
+    assert "listenerArn" in str(run.error)
+    assert "HTTP" in str(run.error)
+    types = {r.type for r in run.resources}
+    assert not types & {LISTENER_CERT, RULE, "aws:lb/targetGroup:TargetGroup"}
