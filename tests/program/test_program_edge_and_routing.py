@@ -48,7 +48,8 @@ def test_alb_is_internet_facing_in_the_default_vpc_subnets(own_alb_run):
     invokes = dict(own_alb_run.invokes)
     assert invokes["aws:ec2/getVpc:getVpc"]["default"] is True
     assert invokes["aws:ec2/getSubnets:getSubnets"]["filters"] == [
-        {"name": "vpc-id", "values": [DEFAULT_VPC_ID]}
+        {"name": "vpc-id", "values": [DEFAULT_VPC_ID]},
+        {"name": "default-for-az", "values": ["true"]},
     ]
 
 
