@@ -9,24 +9,11 @@ import pulumi
 from infra.edge import Edge
 from infra.function import WebhookFunction
 from infra.naming import site_tags
+from infra.netlify_hook import hook_body
 from infra.pulumi_config import StackConfig
 from infra.routing import Routing
 from infra.rule import WebhookRule
 from infra.settings import Secret
-
-NETLIFY_HOOK_EVENT = "deploy_created"  # the UI's "Deploy succeeded"
-
-
-def netlify_hook_body(url: str, jws_secret: str | None) -> dict:
-    """Body for ``POST https://api.netlify.com/api/v1/hooks?site_id=<site>``.
-
-    ``data.signature_secret`` is the UI's "JWS secret token" (the hooks API's ``data`` object
-    is free-form in Netlify's OpenAPI; the key is the one integrations use).
-    """
-    data = {"url": url}
-    if jws_secret:
-        data["signature_secret"] = jws_secret
-    return {"type": "url", "event": NETLIFY_HOOK_EVENT, "data": data}
 
 
 class SiteWebhook(pulumi.ComponentResource):
@@ -80,7 +67,7 @@ class SiteWebhook(pulumi.ComponentResource):
         self.webhook_url = pulumi.Output.secret(secret_rule.apply(lambda r: r.url()))
         self.netlify_hook = pulumi.Output.secret(
             pulumi.Output.all(self.webhook_url, config.netlify_jws_secret).apply(
-                lambda values: netlify_hook_body(values[0], values[1])
+                lambda values: hook_body(values[0], values[1])
             )
         )
         self.outputs = {

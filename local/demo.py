@@ -64,7 +64,7 @@ def _step(title: str) -> Iterator[None]:
 
 
 def runbook_lib():
-    """The runbook's module (``notebooks/runbook_lib.py``), imported as the notebook does."""
+    """The runbook's package (``notebooks/runbook_lib/``), imported as the notebook does."""
     if str(NOTEBOOKS_DIR) not in sys.path:
         sys.path.insert(0, str(NOTEBOOKS_DIR))
     import runbook_lib

@@ -19,6 +19,7 @@ import pytest
 from webhook_settings import caller_reference
 
 import runbook_lib as rb
+from runbook_lib import config as rb_config
 
 matplotlib.use("Agg")
 
@@ -100,8 +101,10 @@ def test_stack_outputs_are_used_when_the_pulumi_cli_answers():
 
 
 def test_a_local_endpoint_never_mixes_with_the_real_stack_outputs(monkeypatch):
-    monkeypatch.setattr(rb.shutil, "which", lambda name: "/usr/bin/pulumi")
-    monkeypatch.setattr(rb.subprocess, "run", lambda *a, **k: pytest.fail("pulumi was called"))
+    monkeypatch.setattr(rb_config.shutil, "which", lambda name: "/usr/bin/pulumi")
+    monkeypatch.setattr(
+        rb_config.subprocess, "run", lambda *a, **k: pytest.fail("pulumi was called")
+    )
     config = rb.load_config("dev", aws_endpoint_url="http://127.0.0.1:5000", environ={})
     assert config.aws_endpoint_url == "http://127.0.0.1:5000"
     assert "AWS_ENDPOINT_URL is set" in config.pulumi_note

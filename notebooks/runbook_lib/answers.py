@@ -1,0 +1,100 @@
+"""What each answer of the webhook means and what to do about it.
+
+Section 7 shows the whole table; section 3 explains the one answer it got.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+ANSWERS: tuple[dict[str, str], ...] = (
+    {
+        "answer": "202 invalidating",
+        "meaning": "Accepted: one invalidation per distribution, listed in the body.",
+        "fix": "Nothing. Section 4 follows the invalidation to Completed.",
+    },
+    {
+        "answer": "200 ignored",
+        "meaning": "Authenticated, but not a deploy we act on: another event than "
+        "deploy_created, state not 'ready', or a context outside deployContexts.",
+        "fix": "Expected for previews and failed builds. If production deploys are ignored, check "
+        "the hook's event (Deploy succeeded) and the stack's deployContexts.",
+    },
+    {
+        "answer": "400",
+        "meaning": "The body is not a JSON object with a string `id` (not a Netlify Deploy).",
+        "fix": "Only Netlify's deploy notifications belong here; check what is calling the URL.",
+    },
+    {
+        "answer": "401",
+        "meaning": "Not authenticated: the `token` in the URL is wrong, or the JWS signature is "
+        "missing, invalid or made with another secret.",
+        "fix": "Re-copy the webhook URL from `pulumi stack output --show-secrets webhook_url` into "
+        "the Netlify notification and set its 'JWS secret token' to the stack's "
+        "netlifyJwsSecret (section 8 does both).",
+    },
+    {
+        "answer": "403",
+        "meaning": "Authenticated, but refused: the deploy's site_id is not the stack's "
+        "netlifySiteId, or `dist=` names a distribution this site may not invalidate.",
+        "fix": "Use the site's own webhook URL; fix netlifySiteId/distributionIds in the stack "
+        "config and `pulumi up`.",
+    },
+    {
+        "answer": "404 (from the ALB)",
+        "meaning": "The listener rule did not match: wrong host, path or token query string; the "
+        "function never ran.",
+        "fix": "Use the exact webhook URL (host = the stack's domain, path = webhookPath).",
+    },
+    {
+        "answer": "405",
+        "meaning": "Not a POST.",
+        "fix": "Netlify always POSTs; something else is calling the URL.",
+    },
+    {
+        "answer": "413",
+        "meaning": "The body is larger than 1 MB (the ALB's Lambda limit).",
+        "fix": "Netlify's Deploy objects are far smaller: check what is calling the URL.",
+    },
+    {
+        "answer": "500",
+        "meaning": "A bad function setting (the reason names the variable), or an unexpected "
+        "error (the reason carries a request id).",
+        "fix": "Read section 7's errors for that request id; fix the stack config and `pulumi up`.",
+    },
+    {
+        "answer": "502",
+        "meaning": "CloudFront refused permanently (AccessDenied, NoSuchDistribution) for the "
+        "named distribution. From the ALB itself (HTML body): the function crashed or timed out.",
+        "fix": "Check the distribution id and the function role's cloudfront:CreateInvalidation "
+        "permission on that distribution's ARN.",
+    },
+    {
+        "answer": "503",
+        "meaning": "CloudFront stayed busy or throttled (e.g. TooManyInvalidationsInProgress) for "
+        "the function's whole time budget; the answer carries Retry-After.",
+        "fix": "Safe to redeliver from Netlify (same deploy = same caller reference, no double "
+        "billing) once the invalidations in progress finish.",
+    },
+)
+
+
+def answers_table() -> pd.DataFrame:
+    return pd.DataFrame(list(ANSWERS), columns=["answer", "meaning", "fix"])
+
+
+def explain_answer(status: int, body: Any = None) -> str:
+    """One line: what this answer from the webhook means and what to do."""
+    key = str(status)
+    if status == 200 and isinstance(body, dict) and body.get("status") == "ignored":
+        key = "200 ignored"
+    elif status == 202:
+        key = "202 invalidating"
+    elif status == 404:
+        key = "404 (from the ALB)"
+    for row in ANSWERS:
+        if row["answer"] == key:
+            return f"**{row['answer']}**: {row['meaning']} *Fix:* {row['fix']}"
+    return ""
