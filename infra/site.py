@@ -35,6 +35,8 @@ class SiteWebhook(pulumi.ComponentResource):
         tags = site_tags(stack, settings.domain)
         child = pulumi.ResourceOptions(parent=self)
 
+        # The edge first: in shared mode it checks the given listener before anything exists.
+        self.edge = Edge(f"{name}-edge", settings=settings, tags=tags, opts=child)
         self.function = WebhookFunction(
             f"{name}-fn",
             settings=settings,
@@ -44,7 +46,6 @@ class SiteWebhook(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        self.edge = Edge(f"{name}-edge", settings=settings, tags=tags, opts=child)
 
         # The rule as the local stack emulates it, carrying the token from the secret config.
         rule = WebhookRule.from_settings(settings)

@@ -85,5 +85,5 @@ def test_a_plain_http_listener_is_refused_before_anything_is_created():
     run = run_program({"listenerArn": SHARED_HTTP_LISTENER_ARN})
     assert "listenerArn" in str(run.error)
     assert "HTTP" in str(run.error)
-    types = {r.type for r in run.resources}
-    assert not types & {LISTENER_CERT, RULE, "aws:lb/targetGroup:TargetGroup"}
+    assert run.resources  # the program ran: its components were registered
+    assert [r.type for r in run.resources if r.type.startswith("aws:")] == []

@@ -12,6 +12,7 @@ import nbformat
 import pytest
 
 import runbook_lib as rb
+from local.stack import LocalStack
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOK = NOTEBOOKS / "runbook.ipynb"
@@ -143,8 +144,7 @@ def test_runs_top_to_bottom_with_its_defaults_without_aws_or_secrets(tmp_path, c
 
 @pytest.fixture(scope="module")
 def local_stack():
-    stack_module = pytest.importorskip("local.stack", reason="the local stack (local/) is absent")
-    with stack_module.LocalStack.start(stack="dev") as local:
+    with LocalStack.start(stack="dev") as local:
         yield local
 
 
