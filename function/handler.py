@@ -38,11 +38,24 @@ SIGNATURE_HEADER = "X-Webhook-Signature"
 ACTED_ON_EVENT = "deploy_created"  # the event the Netlify UI calls "Deploy succeeded"
 READY_STATE = "ready"
 
-# Retries of CreateInvalidation. The deadline is the Lambda's own: we stop retrying while
-# there is still RESERVE_MS left for one more call and the answer.
+# The time budget. The function runs with a 30 s timeout (infra/function.py); if Lambda stops it
+# mid-call, the ALB answers a bare 502 instead of our 503 with Retry-After. So every call is
+# bounded by its client's timeouts, and a CloudFront attempt is started only while its worst case
+# (connect + read timeouts; botocore makes one attempt) still leaves ANSWER_MARGIN_MS to answer.
+CLOUDFRONT_CONNECT_TIMEOUT_S = 2
+CLOUDFRONT_READ_TIMEOUT_S = 5
+ANSWER_MARGIN_MS = 1000  # log the outcome and serialize the answer
+RESERVE_MS = (CLOUDFRONT_CONNECT_TIMEOUT_S + CLOUDFRONT_READ_TIMEOUT_S) * 1000 + ANSWER_MARGIN_MS
+# The secrets are fetched once per container, before the first CloudFront attempt. Its worst case
+# in botocore's standard mode: 2 attempts x (2 + 3) s, plus the wait between them (<= 1 s, and up
+# to 5 s more if SSM sends x-amz-retry-after) = 16 s. 16 s + RESERVE_MS (8 s) = 24 s < 30 s: at
+# least one CloudFront attempt always fits after a slow fetch.
+SSM_CONNECT_TIMEOUT_S = 2
+SSM_READ_TIMEOUT_S = 3
+SSM_ATTEMPTS = 2
+# Backoff between rounds of CreateInvalidation retries.
 BACKOFF_BASE_S = 0.25
 BACKOFF_CAP_S = 5.0
-RESERVE_MS = 1500
 # Without a Lambda context (a local run), pretend the function was given this long.
 DEFAULT_BUDGET_MS = 10_000
 # What the 503 suggests to the sender: invalidations in progress take minutes to clear,
@@ -72,11 +85,15 @@ TRANSIENT_ERROR_CODES = frozenset(
 
 # Our retry loop owns the timing (it knows the Lambda deadline), so botocore makes one attempt.
 _CLOUDFRONT_CONFIG = Config(
-    retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=3, read_timeout=10
+    retries={"mode": "standard", "total_max_attempts": 1},
+    connect_timeout=CLOUDFRONT_CONNECT_TIMEOUT_S,
+    read_timeout=CLOUDFRONT_READ_TIMEOUT_S,
 )
-# The secrets are read once per container; botocore's own few retries are enough there.
+# The secrets are read once per container; botocore's own retry is enough there (see above).
 _SSM_CONFIG = Config(
-    retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=3, read_timeout=5
+    retries={"mode": "standard", "total_max_attempts": SSM_ATTEMPTS},
+    connect_timeout=SSM_CONNECT_TIMEOUT_S,
+    read_timeout=SSM_READ_TIMEOUT_S,
 )
 
 # The AWS SDK logs request and response bodies at DEBUG: SSM's answer is the decrypted secret.
@@ -95,6 +112,9 @@ class _ContainerState:
     settings: FunctionSettings | None = None
     settings_error: SettingsError | None = None
     secrets: FunctionSecrets | None = None
+    # A permanent failure to read the secrets (missing, malformed, access denied), kept like
+    # settings_error: the parameter will not fix itself within this container's life.
+    secrets_error: Answer | None = None
     clients: dict = field(default_factory=dict)
 
 
@@ -121,7 +141,7 @@ _configure_logging()
 
 
 def reset_state(keep_clients: bool = False) -> None:
-    """Forget the cached settings, secrets and clients, as a new container would.
+    """Forget the cached settings, secrets (or their failure) and clients, as a new container would.
 
     For tests and the local stack, which change the environment between runs. Tests that only
     change settings may keep the boto3 clients, which cost ~0.1 s each to create.
@@ -166,9 +186,15 @@ def ssm_client():
 
 
 def _secrets(parameter: str) -> FunctionSecrets | Answer:
-    """The token and JWS secret, fetched with decryption on first use and kept."""
+    """The token and JWS secret, fetched with decryption on first use and kept.
+
+    A permanent failure is kept too, so it is logged once and answered 500 without asking SSM
+    again; a transient one (throttling, 5xx, connection) is answered 503 and retried next time.
+    """
     if _state.secrets is not None:
         return _state.secrets
+    if _state.secrets_error is not None:
+        return _state.secrets_error
     variable = webhook_settings.ENV_SECRETS_PARAMETER
     try:
         response = ssm_client().get_parameter(Name=parameter, WithDecryption=True)
@@ -188,7 +214,7 @@ def _secrets(parameter: str) -> FunctionSecrets | Answer:
                 f"the secrets parameter named by {variable} is unavailable ({code})",
                 headers={"Retry-After": str(RETRY_AFTER_TRANSIENT_S)},
             )
-        return Answer(
+        _state.secrets_error = Answer(
             500,
             "error",
             f"{variable}: the parameter cannot be read ({code})",
@@ -201,8 +227,8 @@ def _secrets(parameter: str) -> FunctionSecrets | Answer:
             error.problem,
             extra={"outcome": "misconfigured", "variable": variable},
         )
-        return Answer(500, "error", str(error), {"variable": variable})
-    return _state.secrets
+        _state.secrets_error = Answer(500, "error", str(error), {"variable": variable})
+    return _state.secrets or _state.secrets_error
 
 
 # -- decisions (pure) ---------------------------------------------------------------------------
@@ -378,66 +404,96 @@ def backoff_seconds(attempt: int) -> float:
     return ceiling * (0.5 + 0.5 * _jitter())
 
 
-def invalidate(
-    distribution_id: str, paths: tuple[str, ...], reference: str, budget: Budget, deploy: Deploy
-) -> Result:
-    """CreateInvalidation for one distribution, retrying transient errors while time allows.
+def _attempt(result: Result) -> None:
+    """One CreateInvalidation for ``result``'s distribution; records the outcome on it.
 
     Every attempt carries the same CallerReference, so an attempt that reached CloudFront but
     whose answer was lost is not billed twice.
     """
-    result = Result(distribution_id, reference, paths, outcome="retry_later")
-    log = {"deploy_id": deploy.id, "distribution_id": distribution_id}
-    while True:
-        if budget.remaining_ms() < RESERVE_MS:
-            result.error_code = result.error_code or "OutOfTime"
+    result.attempts += 1
+    try:
+        response = cloudfront_client().create_invalidation(
+            DistributionId=result.distribution_id,
+            InvalidationBatch={
+                "Paths": {"Quantity": len(result.paths), "Items": list(result.paths)},
+                "CallerReference": result.caller_reference,
+            },
+        )
+    except (ClientError, BotocoreConnectionError, HTTPClientError) as error:
+        result.error_code = _error_code(error)
+        if not _is_transient(error):
+            result.outcome = "failed"
+        return
+    result.outcome = "invalidating"
+    result.invalidation_id = response["Invalidation"]["Id"]
+    result.error_code = None
+
+
+def invalidate_all(
+    distribution_ids: tuple[str, ...],
+    paths: tuple[str, ...],
+    reference: str,
+    budget: Budget,
+    deploy: Deploy,
+) -> list[Result]:
+    """CreateInvalidation for every distribution, retrying transient errors while time allows.
+
+    In rounds: every distribution gets its first attempt before any is retried, then the ones
+    that failed transiently are retried in turn after one backoff per round, so a busy
+    distribution cannot spend the time the others need.
+    """
+    results = [Result(d, reference, paths, outcome="retry_later") for d in distribution_ids]
+    pending = results
+    retry = 0
+    while pending:
+        for result in pending:
+            if budget.remaining_ms() < RESERVE_MS:  # this attempt could outlast the Lambda
+                break
+            _attempt(result)
+        pending = [r for r in pending if r.outcome == "retry_later"]
+        if not pending:
             break
-        result.attempts += 1
-        try:
-            response = cloudfront_client().create_invalidation(
-                DistributionId=distribution_id,
-                InvalidationBatch={
-                    "Paths": {"Quantity": len(paths), "Items": list(paths)},
-                    "CallerReference": reference,
-                },
-            )
-        except (ClientError, BotocoreConnectionError, HTTPClientError) as error:
-            result.error_code = _error_code(error)
-            if not _is_transient(error):
-                result.outcome = "failed"
-                break
-            delay = backoff_seconds(result.attempts - 1)
-            if budget.remaining_ms() - delay * 1000 < RESERVE_MS:
-                break
+        delay = backoff_seconds(retry)
+        if budget.remaining_ms() - delay * 1000 < RESERVE_MS:
+            break
+        for result in pending:
             logger.warning(
                 "CreateInvalidation for %s failed (%s); retrying in %.2f s",
-                distribution_id,
+                result.distribution_id,
                 result.error_code,
                 delay,
-                extra={**log, "outcome": "retrying", "error_code": result.error_code},
+                extra={
+                    "deploy_id": deploy.id,
+                    "distribution_id": result.distribution_id,
+                    "outcome": "retrying",
+                    "error_code": result.error_code,
+                },
             )
-            _sleep(delay)
-            continue
-        invalidation = response["Invalidation"]
-        result.outcome = "invalidating"
-        result.invalidation_id = invalidation["Id"]
-        result.error_code = None
-        break
+        _sleep(delay)
+        retry += 1
+    for result in results:
+        if result.outcome == "retry_later" and result.error_code is None:
+            result.error_code = "OutOfTime"  # never attempted: no time was left
+        _log_result(result, deploy)
+    return results
+
+
+def _log_result(result: Result, deploy: Deploy) -> None:
     logger.log(
         logging.INFO if result.outcome == "invalidating" else logging.ERROR,
         "distribution %s: %s",
-        distribution_id,
+        result.distribution_id,
         result.outcome,
         extra={
-            **log,
+            "deploy_id": deploy.id,
+            "distribution_id": result.distribution_id,
             "outcome": result.outcome,
             "invalidation_id": result.invalidation_id,
-            "caller_reference": reference,
+            "caller_reference": result.caller_reference,
             "error_code": result.error_code,
             "attempts": result.attempts,
         },
     )
-    return result
 
 
 def summarize(deploy: Deploy, results: list[Result]) -> Answer:
@@ -507,8 +563,7 @@ def handle(request: AlbRequest, context: object, log_fields: dict) -> Answer:
     paths = invalidation_paths(current)
     reference = webhook_settings.caller_reference(deploy.id, paths)
     budget = Budget(context)
-    results = [invalidate(dist, paths, reference, budget, deploy) for dist in targets]
-    return summarize(deploy, results)
+    return summarize(deploy, invalidate_all(targets, paths, reference, budget, deploy))
 
 
 def handler(event: dict, context: object) -> dict:

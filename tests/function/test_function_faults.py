@@ -7,12 +7,20 @@ SSM still answers from moto; the context's clock moves only when the handler bac
 from __future__ import annotations
 
 import datetime
+import logging
+from functools import partial
 
 import handler
 import pytest
 import webhook_settings
 from botocore.stub import Stubber
-from function_testkit import FIXTURE_DEPLOY_ID, FakeContext, answer_body, request
+from function_testkit import (
+    FIXTURE_DEPLOY_ID,
+    SECRETS_PARAMETER,
+    FakeContext,
+    answer_body,
+    request,
+)
 
 REFERENCE = webhook_settings.caller_reference(FIXTURE_DEPLOY_ID, ("/*",))
 
@@ -60,6 +68,17 @@ def error(stub, distribution_id, code, status, times=1):
             http_status_code=status,
             expected_params=expected(distribution_id),
         )
+
+
+def failing_beside_a_success(stub, failing, succeeding, code, status, retries):
+    """Round-robin order: each distribution's first attempt, then only the failing one's retries."""
+    error(stub, failing, code, status)
+    stub.add_response("create_invalidation", created("IOKSECOND"), expected(succeeding))
+    error(stub, failing, code, status, times=retries)
+
+
+def by_distribution(body: dict) -> dict:
+    return {item["distribution_id"]: item for item in body["invalidations"]}
 
 
 @pytest.mark.parametrize(
@@ -149,7 +168,7 @@ def test_partial_failure_lists_every_distribution(world, context):
         stub.assert_no_pending_responses()
     body = answer_body(response)
     assert response["statusCode"] == 502
-    results = {item["distribution_id"]: item for item in body["invalidations"]}
+    results = by_distribution(body)
     assert results[first]["outcome"] == "invalidating"
     assert results[first]["invalidation_id"] == "IOKFIRST"
     assert results[second]["outcome"] == "failed"
@@ -159,22 +178,59 @@ def test_partial_failure_lists_every_distribution(world, context):
 def test_transient_failure_of_one_distribution_answers_503_after_trying_the_other(
     world, monkeypatch
 ):
-    context = FakeContext(remaining_ms=5_000)
+    context = FakeContext(remaining_ms=handler.RESERVE_MS + 2_000)
     monkeypatch.setattr(handler, "_sleep", context.sleep)
     monkeypatch.setattr(handler, "_jitter", lambda: 1.0)
     first, second = world.distribution_ids
     with Stubber(handler.cloudfront_client()) as stub:
-        # Backoffs of 0.25, 0.5 and 1 s fit in 5 s; a fourth failure's 2 s would not.
-        error(stub, first, "ServiceUnavailable", 503, times=4)
-        stub.add_response("create_invalidation", created("IOKSECOND"), expected(second))
+        # Backoffs of 0.25, 0.5 and 1 s fit in the 2 s above the reserve; a fourth's 2 s would not.
+        failing_beside_a_success(stub, first, second, "ServiceUnavailable", 503, retries=3)
         response = handler.handler(request(), context)
         stub.assert_no_pending_responses()
     body = answer_body(response)
     assert response["statusCode"] == 503
     assert response["headers"]["Retry-After"] == str(handler.RETRY_AFTER_TRANSIENT_S)
-    results = {item["distribution_id"]: item for item in body["invalidations"]}
+    results = by_distribution(body)
     assert results[first]["outcome"] == "retry_later"
     assert results[second]["invalidation_id"] == "IOKSECOND"
+
+
+def test_a_busy_distribution_does_not_spend_the_time_the_others_need(world, context):
+    first, second = world.distribution_ids
+    with Stubber(handler.cloudfront_client()) as stub:
+        # Busy throughout: more failures queued than the time allows attempts. Retrying the
+        # first before the second's first attempt would not match the stub's order.
+        failing_beside_a_success(
+            stub, first, second, "TooManyInvalidationsInProgress", 400, retries=100
+        )
+        response = handler.handler(request(), context)
+    body = answer_body(response)
+    assert response["statusCode"] == 503, body
+    assert response["headers"]["Retry-After"] == str(handler.RETRY_AFTER_BUSY_S)
+    results = by_distribution(body)
+    assert set(results) == {first, second}
+    assert results[second]["outcome"] == "invalidating"
+    assert results[second]["invalidation_id"] == "IOKSECOND"
+    assert results[second]["attempts"] >= 1
+    assert results[first]["outcome"] == "retry_later"
+    assert results[first]["error"] == "TooManyInvalidationsInProgress"
+    assert results[first]["attempts"] == len(context.sleeps) + 1 >= 2
+    assert context.remaining_ms >= handler.RESERVE_MS  # stopped with time left to answer
+
+
+def test_every_attempt_on_every_distribution_carries_the_deploys_reference(world, context):
+    first, second = world.distribution_ids
+    with Stubber(handler.cloudfront_client()) as stub:
+        # expected() pins the CallerReference of each call, retries included.
+        error(stub, first, "Throttling", 400)
+        error(stub, second, "ServiceUnavailable", 503)
+        stub.add_response("create_invalidation", created("IOKFIRST"), expected(first))
+        stub.add_response("create_invalidation", created("IOKSECOND"), expected(second))
+        response = handler.handler(request(), context)
+        stub.assert_no_pending_responses()
+    assert response["statusCode"] == 202
+    assert [item["attempts"] for item in answer_body(response)["invalidations"]] == [2, 2]
+    assert len(context.sleeps) == 1  # one backoff per round, shared by the distributions
 
 
 def test_redelivery_after_503_reuses_the_reference_and_creates_in_cloudfront(
@@ -182,7 +238,7 @@ def test_redelivery_after_503_reuses_the_reference_and_creates_in_cloudfront(
 ):
     dist = world.distribution_ids[0]
     world.configure(DISTRIBUTION_IDS=dist)
-    short = FakeContext(remaining_ms=3_000)
+    short = FakeContext(remaining_ms=handler.RESERVE_MS + 3_000)
     monkeypatch.setattr(handler, "_sleep", short.sleep)
     with Stubber(handler.cloudfront_client()) as stub:
         error(stub, dist, "ServiceUnavailable", 503, times=100)
@@ -206,3 +262,44 @@ def test_ssm_throttling_answers_503_and_the_secrets_are_fetched_again_later(worl
     assert "Retry-After" in response["headers"]
     assert world.invalidations(dist) == []
     assert handler.handler(request(), context)["statusCode"] == 202  # not cached as a failure
+
+
+def put_secrets_value(stub, value: str) -> None:
+    stub.add_response(
+        "get_parameter",
+        {"Parameter": {"Name": SECRETS_PARAMETER, "Type": "SecureString", "Value": value}},
+        {"Name": SECRETS_PARAMETER, "WithDecryption": True},
+    )
+
+
+def secrets_denied(stub) -> None:
+    stub.add_client_error("get_parameter", "AccessDeniedException", http_status_code=400)
+
+
+@pytest.mark.parametrize("unreadable", [partial(put_secrets_value, value="{"), secrets_denied])
+def test_an_unreadable_secrets_parameter_is_read_and_logged_once_per_container(
+    world, context, caplog, unreadable
+):
+    handler.reset_state(keep_clients=True)  # secrets not fetched yet in this container
+    with Stubber(handler.ssm_client()) as stub:
+        unreadable(stub)  # one answer queued: a second GetParameter would fail the stub
+        answers = [handler.handler(request(), context) for _ in range(2)]
+        stub.assert_no_pending_responses()
+    for response in answers:
+        body = answer_body(response)
+        assert response["statusCode"] == 500
+        assert body["variable"] == "SECRETS_PARAMETER"
+        assert "SECRETS_PARAMETER" in body["reason"]
+    assert answers[0]["body"] == answers[1]["body"]
+    (logged,) = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert SECRETS_PARAMETER in logged.getMessage()
+    assert world.invalidation_count() == 0
+
+
+def test_a_new_container_reads_the_secrets_parameter_again_after_a_failure(world, context):
+    handler.reset_state(keep_clients=True)
+    with Stubber(handler.ssm_client()) as stub:
+        secrets_denied(stub)
+        assert handler.handler(request(), context)["statusCode"] == 500
+    handler.reset_state(keep_clients=True)  # the operator fixed the policy; a new container
+    assert handler.handler(request(), context)["statusCode"] == 202

@@ -9,9 +9,12 @@ import handler
 import jwt
 import pytest
 import webhook_jws
+from botocore.retries.standard import ExponentialBackoff
 from function_testkit import JWS_SECRET, assert_alb_response, load_event, sign
 from webhook_alb import Answer, parse_event, respond
 from webhook_settings import FunctionSettings, SettingsError, parse_secrets, secrets_value
+
+from infra.function import TIMEOUT_SECONDS  # the Lambda timeout the program sets
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 
@@ -174,3 +177,38 @@ def test_reset_state_drops_the_clients(world):
     assert handler.cloudfront_client() is client
     handler.reset_state()
     assert handler.cloudfront_client() is not client
+
+
+# -- time budget (the function's timeout is 30 s; past it the ALB answers a bare 502) -----------
+
+
+def attempts(config) -> int:
+    assert config.retries["mode"] == "standard"
+    return config.retries["total_max_attempts"]
+
+
+def worst_case_call_ms(config) -> float:
+    """One API call through a client with ``config``: every attempt running into its timeouts,
+    plus botocore's standard-mode waits between attempts (at most min(2**i, 20) s before retry
+    i + 1, and up to 5 s more when the service sends x-amz-retry-after)."""
+    tries = attempts(config)
+    waits_s = sum(
+        min(2**i, ExponentialBackoff._MAX_BACKOFF)
+        + getattr(ExponentialBackoff, "_RETRY_AFTER_MAX_ADDITIONAL", 0)
+        for i in range(tries - 1)
+    )
+    return tries * (config.connect_timeout + config.read_timeout) * 1000 + waits_s * 1000
+
+
+def test_a_cloudfront_attempt_is_started_only_when_it_can_end_before_the_deadline(world):
+    config = handler.cloudfront_client().meta.config  # the client the handler really uses
+    assert attempts(config) == 1  # our loop retries, knowing the deadline; botocore would not
+    assert handler.ANSWER_MARGIN_MS >= 500  # time to log and serialize the answer
+    assert worst_case_call_ms(config) + handler.ANSWER_MARGIN_MS <= handler.RESERVE_MS
+
+
+def test_the_secrets_fetch_and_one_cloudfront_attempt_fit_in_the_lambda_timeout(world):
+    ssm, cloudfront = handler.ssm_client().meta.config, handler.cloudfront_client().meta.config
+    assert attempts(ssm) <= 2
+    worst_ms = worst_case_call_ms(ssm) + worst_case_call_ms(cloudfront) + handler.ANSWER_MARGIN_MS
+    assert worst_ms <= TIMEOUT_SECONDS * 1000
