@@ -18,6 +18,10 @@ ENV_INVALIDATION_PATHS = "INVALIDATION_PATHS"
 ENV_DEPLOY_CONTEXTS = "DEPLOY_CONTEXTS"
 ENV_NETLIFY_SITE_ID = "NETLIFY_SITE_ID"
 ENV_SECRETS_PARAMETER = "SECRETS_PARAMETER"
+# The secrets parameter's version, written by the program and never read by the handler: a
+# rotated token or JWS secret changes it, so the function's configuration changes and Lambda
+# replaces the warm containers that cached the old secrets.
+ENV_SECRETS_VERSION = "SECRETS_VERSION"
 
 DEFAULT_INVALIDATION_PATHS = ("/*",)
 DEFAULT_DEPLOY_CONTEXTS = ("production",)

@@ -175,7 +175,12 @@ class WebhookFunction(pulumi.ComponentResource):
             code=function_code(),
             timeout=TIMEOUT_SECONDS,
             memory_size=MEMORY_MB,
-            environment={"variables": function_environment(settings, self.parameter_name)},
+            environment={
+                "variables": {
+                    **function_environment(settings, self.parameter_name),
+                    webhook_settings.ENV_SECRETS_VERSION: self.parameter.version.apply(str),
+                }
+            },
             logging_config={"log_format": "JSON", "log_group": self.log_group.name},
             description=f"Netlify deploys -> CloudFront invalidations ({settings.domain})",
             tags=dict(tags),

@@ -79,6 +79,8 @@ class SiteWebhook(pulumi.ComponentResource):
             "log_group_name": self.function.log_group.name,
             "secrets_parameter_name": self.function.parameter.name,
             "distribution_ids": list(settings.distribution_ids),
+            # Not in the list Netlify needs: the runbook derives the caller reference from it.
+            "invalidation_paths": list(settings.invalidation_paths),
             "listener_arn": self.edge.listener_arn,
             "load_balancer_dns_name": self.edge.load_balancer_dns_name,
         }

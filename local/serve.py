@@ -29,7 +29,8 @@ def jupyter_hint() -> str:
     return (
         "    venv/bin/jupyter lab notebooks/runbook.ipynb\n"
         "  or run it headless into out/:\n"
-        "    venv/bin/papermill notebooks/runbook.ipynb out/runbook-local.ipynb --cwd notebooks"
+        "    mkdir -p out && venv/bin/papermill notebooks/runbook.ipynb "
+        "out/runbook-local.ipynb --cwd notebooks"
     )
 
 

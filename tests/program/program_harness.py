@@ -31,6 +31,7 @@ TEST_JWS_SECRET = "jws-test-secret-QWERTY-9876"
 DEFAULT_VPC_ID = "vpc-0default0000000001"
 DEFAULT_SUBNETS = ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2"]
 ZONE_ID = "Z0EXAMPLEZONE"
+PARAMETER_VERSION = 3  # SSM counts every change of the value
 ALB_ZONE_ID = "Z35SXDOTRQ7X7K"
 SHARED_LISTENER_ARN = (
     "arn:aws:elasticloadbalancing:us-east-1:123456789012:"
@@ -169,7 +170,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             case "aws:cloudwatch/logGroup:LogGroup":
                 computed = {"arn": _arn("logs", f"log-group:{name}")}
             case "aws:ssm/parameter:Parameter":
-                computed = {"arn": _arn("ssm", f"parameter{name}")}
+                computed = {"arn": _arn("ssm", f"parameter{name}"), "version": PARAMETER_VERSION}
             case "aws:iam/role:Role":
                 computed = {"arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{name}", "name": name}
                 resource_id = name

@@ -8,6 +8,7 @@ import re
 import pytest
 from program_harness import (
     ACCOUNT_ID,
+    PARAMETER_VERSION,
     REGION,
     TEST_JWS_SECRET,
     TEST_TOKEN,
@@ -59,6 +60,13 @@ def test_lambda_environment_is_accepted_by_the_functions_own_loader(own_alb_run)
     assert loaded.netlify_site_id == "3f8a2c1e-5b7d-4e9f-a1c3-2d4e6f8a0b1c"
     assert loaded.secrets_parameter == own_alb_run.outputs["secrets_parameter_name"]
     assert loaded.secrets_parameter == own_alb_run.one(PARAMETER).plain["name"]
+
+
+def test_a_secrets_rotation_changes_the_lambda_configuration(own_alb_run):
+    # Warm containers keep the secrets they read; a new parameter version in the environment
+    # makes Lambda replace them when the token or JWS secret changes.
+    variables = own_alb_run.one(FUNCTION).plain["environment"]["variables"]
+    assert variables[webhook_settings.ENV_SECRETS_VERSION] == str(PARAMETER_VERSION)
 
 
 def test_lambda_environment_holds_no_secret(own_alb_run):

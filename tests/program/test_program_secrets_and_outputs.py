@@ -12,6 +12,7 @@ OUTPUT_NAMES = {
     "function_arn",
     "log_group_name",
     "secrets_parameter_name",
+    "invalidation_paths",
     "distribution_ids",
     "listener_arn",
     "load_balancer_dns_name",
@@ -79,6 +80,7 @@ def test_netlify_hook_without_jws_secret_has_no_signature_secret(unsigned_run):
 def test_plain_outputs_have_their_documented_shapes(own_alb_run):
     outputs = own_alb_run.outputs
     assert outputs["distribution_ids"] == ["E2EXAMPLE1ABCD"]
+    assert outputs["invalidation_paths"] == ["/*"]
     assert outputs["function_arn"].endswith(":function:" + outputs["function_name"])
     assert outputs["log_group_name"] == "/aws/lambda/" + outputs["function_name"]
     assert outputs["secrets_parameter_name"].startswith("/")
