@@ -33,6 +33,7 @@ from infra import naming
 from infra.function import MEMORY_MB
 from infra.function_contract import webhook_settings
 from infra.rule import TOKEN_QUERY_KEY, WebhookRule
+from infra.runbook_env import RUNBOOK_ENV
 from infra.settings import (
     NETLIFY_JWS_SECRET,
     PROJECT,
@@ -47,18 +48,6 @@ DEFAULT_REGION = "us-east-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 # Variables that could point boto3 at a real account; removed while the stack runs.
 _REAL_AWS_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
-
-# The runbook's environment contract (the notebook reads exactly these names).
-ENV_STACK = "NCW_STACK"
-ENV_WEBHOOK_URL = "NCW_WEBHOOK_URL"
-ENV_WEBHOOK_HOST = "NCW_WEBHOOK_HOST"
-ENV_JWS_SECRET = "NCW_JWS_SECRET"  # noqa: S105 (a variable name)
-ENV_DISTRIBUTION_IDS = "NCW_DISTRIBUTION_IDS"
-ENV_INVALIDATION_PATHS = "NCW_INVALIDATION_PATHS"
-ENV_FUNCTION_NAME = "NCW_FUNCTION_NAME"
-ENV_LOG_GROUP = "NCW_LOG_GROUP"
-ENV_NETLIFY_SITE_ID = "NCW_NETLIFY_SITE_ID"
-ENV_SECRETS_PARAMETER = "NCW_SECRETS_PARAMETER"
 
 
 @dataclass(frozen=True)
@@ -336,16 +325,16 @@ class LocalStack:
         """The runbook's environment contract (secrets included: a local throwaway stack)."""
         return {
             **self.aws_environment(),
-            ENV_STACK: self.stack,
-            ENV_WEBHOOK_URL: self.webhook_url,
-            ENV_WEBHOOK_HOST: self.webhook_host,
-            ENV_JWS_SECRET: self.jws_secret,
-            ENV_DISTRIBUTION_IDS: ",".join(self.distribution_ids),
-            ENV_INVALIDATION_PATHS: ",".join(self.settings.invalidation_paths),
-            ENV_FUNCTION_NAME: self.function_name,
-            ENV_LOG_GROUP: self.log_group_name,
-            ENV_NETLIFY_SITE_ID: self.settings.netlify_site_id or "",
-            ENV_SECRETS_PARAMETER: self.secrets_parameter_name,
+            RUNBOOK_ENV["stack"]: self.stack,
+            RUNBOOK_ENV["webhook_url"]: self.webhook_url,
+            RUNBOOK_ENV["webhook_host"]: self.webhook_host,
+            RUNBOOK_ENV["jws_secret"]: self.jws_secret,
+            RUNBOOK_ENV["distribution_ids"]: ",".join(self.distribution_ids),
+            RUNBOOK_ENV["invalidation_paths"]: ",".join(self.settings.invalidation_paths),
+            RUNBOOK_ENV["function_name"]: self.function_name,
+            RUNBOOK_ENV["log_group"]: self.log_group_name,
+            RUNBOOK_ENV["netlify_site_id"]: self.settings.netlify_site_id or "",
+            RUNBOOK_ENV["secrets_parameter"]: self.secrets_parameter_name,
         }
 
     def client(self, service: str):

@@ -16,22 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbook_lib.repo import JWS_SECRET_DATA_KEY, REPO_ROOT, webhook_settings
+from runbook_lib.repo import JWS_SECRET_DATA_KEY, REPO_ROOT, RUNBOOK_ENV, webhook_settings
 
 DEFAULT_REGION = "us-east-1"
 
-ENV = {
-    "stack": "NCW_STACK",
-    "webhook_url": "NCW_WEBHOOK_URL",
-    "webhook_host": "NCW_WEBHOOK_HOST",
-    "jws_secret": "NCW_JWS_SECRET",
-    "distribution_ids": "NCW_DISTRIBUTION_IDS",
-    "invalidation_paths": "NCW_INVALIDATION_PATHS",
-    "function_name": "NCW_FUNCTION_NAME",
-    "log_group": "NCW_LOG_GROUP",
-    "netlify_site_id": "NCW_NETLIFY_SITE_ID",
-    "secrets_parameter": "NCW_SECRETS_PARAMETER",
-}
+ENV = RUNBOOK_ENV  # the names the local stack exports, in infra/runbook_env.py
 # Where a value came from; the first three mean "the operator pointed the runbook at a stack".
 PARAMETER, PULUMI, ENVIRONMENT, STACK_FILE, DEFAULT = (
     "parameter",

@@ -22,6 +22,7 @@ for _folder in (REPO_ROOT / "function", REPO_ROOT):
 import webhook_settings  # noqa: E402  (needs the sys.path entry above)
 
 from infra import netlify_hook  # noqa: E402  (needs the sys.path entry above)
+from infra.runbook_env import RUNBOOK_ENV  # noqa: E402, F401  (re-exported for config)
 
 caller_reference = webhook_settings.caller_reference
 NETLIFY_EVENT = netlify_hook.EVENT

@@ -1,0 +1,18 @@
+"""The runbook's environment: the variables that point the notebook at a stack.
+
+The local stack (``local/``) exports them and the runbook (``notebooks/runbook_lib``) reads them;
+an operator may set them by hand. Pure Python, so the notebook kernel can import it.
+"""
+
+RUNBOOK_ENV = {
+    "stack": "NCW_STACK",
+    "webhook_url": "NCW_WEBHOOK_URL",  # secret: it carries the token
+    "webhook_host": "NCW_WEBHOOK_HOST",
+    "jws_secret": "NCW_JWS_SECRET",  # secret
+    "distribution_ids": "NCW_DISTRIBUTION_IDS",
+    "invalidation_paths": "NCW_INVALIDATION_PATHS",
+    "function_name": "NCW_FUNCTION_NAME",
+    "log_group": "NCW_LOG_GROUP",
+    "netlify_site_id": "NCW_NETLIFY_SITE_ID",
+    "secrets_parameter": "NCW_SECRETS_PARAMETER",
+}
