@@ -128,16 +128,12 @@ class Edge(pulumi.ComponentResource):
                 }
                 for port, description in ((80, "HTTP (redirected)"), (443, "HTTPS"))
             ],
-            egress=[
-                {
-                    "description": "all outbound",
-                    "protocol": "-1",
-                    "from_port": 0,
-                    "to_port": 0,
-                    "cidr_blocks": ["0.0.0.0/0"],
-                    "ipv6_cidr_blocks": ["::/0"],
-                }
-            ],
+            # No outbound rule at all (an explicit empty list also removes AWS's default
+            # allow-all): the ALB's only targets are a redirect, a fixed response and a Lambda,
+            # which "the load balancer invokes directly instead of using a network connection",
+            # so its security group needs no outbound rules (ELB guide, Lambda functions as
+            # targets).
+            egress=[],
             tags=self._tags,
             opts=self._child,
         )
