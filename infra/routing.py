@@ -7,18 +7,9 @@ from collections.abc import Mapping, Sequence
 import pulumi
 import pulumi_aws as aws
 
-from infra.rule import TOKEN_QUERY_KEY, WebhookRule
+from infra.rule import WebhookRule
 
 ELB_PRINCIPAL = "elasticloadbalancing.amazonaws.com"
-
-
-def rule_conditions(rule: WebhookRule, token_value: pulumi.Input[str]) -> list[dict]:
-    """Host, path and token conditions; ``token_value`` is the escaped, secret token."""
-    return [
-        {"host_header": {"values": [rule.host]}},
-        {"path_pattern": {"values": [rule.path]}},
-        {"query_strings": [{"key": TOKEN_QUERY_KEY, "value": token_value}]},
-    ]
 
 
 class Routing(pulumi.ComponentResource):
@@ -63,7 +54,8 @@ class Routing(pulumi.ComponentResource):
             f"{name}-rule",
             listener_arn=listener_arn,
             priority=rule.priority,
-            conditions=rule_conditions(rule, token_condition_value),
+            # token_condition_value is a secret Output: the rule's input stays secret.
+            conditions=rule.conditions(token_condition_value),
             actions=[{"type": "forward", "target_group_arn": self.target_group.arn}],
             tags=dict(tags),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.attachment, *listener_ready]),

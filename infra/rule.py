@@ -7,6 +7,7 @@ stand-in listener, so the two cannot drift apart.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from infra.function_contract import webhook_settings
 from infra.settings import Secret, SiteSettings
@@ -35,6 +36,18 @@ class WebhookRule:
             token=settings.webhook_token,
             priority=settings.rule_priority,
         )
+
+    def conditions(self, token_value: Any) -> list[dict[str, Any]]:
+        """The rule's conditions in pulumi-aws ``ListenerRule`` input shape, as plain dicts.
+
+        ``token_value`` is the ``token`` query-string value as the rule holds it: escaped
+        (``query_condition_value()``); the Pulumi program passes a secret Output of it.
+        """
+        return [
+            {"host_header": {"values": [self.host]}},
+            {"path_pattern": {"values": [self.path]}},
+            {"query_strings": [{"key": TOKEN_QUERY_KEY, "value": token_value}]},
+        ]
 
     def query_condition_value(self) -> str:
         """The rule's ``token`` query-string value (secret: never log or export it plainly)."""

@@ -1,5 +1,8 @@
 """What the ALB does with a request, as pure functions: match the rule, build the Lambda event.
 
+The rule is the condition list ``infra.rule.WebhookRule.conditions`` writes for the Pulumi
+program, evaluated by condition type (``conditions_match``); a type not handled here raises.
+
 Facts (ELB and Lambda documentation):
 
 - host-header values are compared case-insensitively; path-pattern values case-sensitively, and
@@ -25,7 +28,7 @@ import re
 from collections.abc import Iterable
 from functools import lru_cache
 
-from infra.rule import TOKEN_QUERY_KEY, WebhookRule
+from infra.rule import WebhookRule
 
 TEXT_MEDIA_TYPES = ("application/json", "application/javascript", "application/xml")
 MAX_BODY_BYTES = 1024 * 1024  # request body limit for Lambda targets
@@ -70,18 +73,58 @@ def host_without_port(host: str) -> str:
     return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
 
 
-def rule_matches(rule: WebhookRule, host: str | None, path: str, raw_query: str) -> bool:
-    """Whether a request meets all of the rule's conditions (host, path, ``token`` query)."""
-    if host is None or not wildcard_match(rule.host, host_without_port(host), case_sensitive=False):
-        return False
-    if not wildcard_match(rule.path, path, case_sensitive=True):
-        return False
-    wanted = rule.query_condition_value()
+class UnknownCondition(ValueError):
+    """A rule condition the local ALB cannot evaluate (it would otherwise match too much)."""
+
+
+def _any_value_matches(condition: dict, value: str, *, case_sensitive: bool) -> bool:
     return any(
-        wildcard_match(TOKEN_QUERY_KEY, key, case_sensitive=False)
-        and wildcard_match(wanted, value, case_sensitive=False)
-        for key, value in split_query(raw_query)
+        wildcard_match(pattern, value, case_sensitive=case_sensitive)
+        for pattern in condition.get("values") or ()
     )
+
+
+def _query_strings_match(pairs: list[dict], raw_query: str) -> bool:
+    """One of the key/value pairs is in the query (no key: any key with that value)."""
+    received = split_query(raw_query)
+    return any(
+        (wanted.get("key") is None or wildcard_match(wanted["key"], key, case_sensitive=False))
+        and wildcard_match(wanted["value"], value, case_sensitive=False)
+        for wanted in pairs
+        for key, value in received
+    )
+
+
+def conditions_match(
+    conditions: Iterable[dict], host: str | None, path: str, raw_query: str
+) -> bool:
+    """Whether a request meets every condition (pulumi-aws ``ListenerRule`` input shape).
+
+    Within a condition one of its values is enough; a condition type this function does not
+    know raises ``UnknownCondition`` rather than being ignored.
+    """
+    for condition in conditions:
+        if len(condition) != 1:
+            raise UnknownCondition(f"a condition needs exactly one type: {sorted(condition)}")
+        ((kind, spec),) = condition.items()
+        if kind == "host_header":
+            met = host is not None and _any_value_matches(
+                spec, host_without_port(host), case_sensitive=False
+            )
+        elif kind == "path_pattern":
+            met = _any_value_matches(spec, path, case_sensitive=True)
+        elif kind == "query_strings":
+            met = _query_strings_match(spec, raw_query)
+        else:
+            raise UnknownCondition(f"the local ALB cannot evaluate a {kind!r} condition")
+        if not met:
+            return False
+    return True
+
+
+def rule_matches(rule: WebhookRule, host: str | None, path: str, raw_query: str) -> bool:
+    """Whether a request meets the rule's conditions, as ``infra.rule`` writes them."""
+    return conditions_match(rule.conditions(rule.query_condition_value()), host, path, raw_query)
 
 
 def is_text_body(content_type: str | None, content_encoding: str | None) -> bool:

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from infra.function_contract import webhook_settings
 from infra.stack_files import PROJECT_DIR
@@ -44,6 +45,19 @@ class Report:
     notebook: Path
     html: Path
     summary: Path  # the runbook's JSON summary of what it found (its summary_path parameter)
+
+    @classmethod
+    def in_folder(cls, out_dir: Path, stack: str) -> Report:
+        return cls(
+            notebook=out_dir / f"runbook-{stack}.ipynb",
+            html=out_dir / f"runbook-{stack}.html",
+            summary=out_dir / f"runbook-{stack}.json",
+        )
+
+    def clear(self) -> None:
+        """Delete an earlier run's files, so whatever exists afterwards is this run's."""
+        for path in (self.notebook, self.html, self.summary):
+            path.unlink(missing_ok=True)
 
     def read_summary(self) -> dict | None:
         if not self.summary.is_file():
@@ -83,19 +97,19 @@ def send_notification(local: LocalStack) -> tuple[str, object]:
     return payload["id"], result
 
 
-def find_invalidations(local: LocalStack, deploy_id: str) -> dict[str, dict]:
-    """The invalidation made for ``deploy_id`` on each distribution (by caller reference)."""
+def find_invalidations(local: LocalStack, deploy_id: str) -> dict[str, Any]:
+    """The invalidation made for ``deploy_id`` on each distribution, found as the runbook does
+    (``runbook_lib.verification.find_invalidation``, by caller reference)."""
+    runbook_lib()  # puts notebooks/ on sys.path
+    from runbook_lib.verification import find_invalidation
+
     reference = webhook_settings.caller_reference(deploy_id, local.settings.invalidation_paths)
     cloudfront = local.client("cloudfront")
-    found: dict[str, dict] = {}
+    found: dict[str, Any] = {}
     for dist_id in local.distribution_ids:
-        listing = cloudfront.list_invalidations(DistributionId=dist_id)["InvalidationList"]
-        for summary in listing.get("Items", []):
-            invalidation = cloudfront.get_invalidation(DistributionId=dist_id, Id=summary["Id"])
-            batch = invalidation["Invalidation"]["InvalidationBatch"]
-            if batch["CallerReference"] == reference:
-                found[dist_id] = invalidation["Invalidation"]
-                break
+        invalidation = find_invalidation(cloudfront, dist_id, reference)
+        if invalidation is not None:
+            found[dist_id] = invalidation
     return found
 
 
@@ -123,12 +137,8 @@ def run_runbook(
     from nbconvert import HTMLExporter
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = Report(
-        notebook=out_dir / f"runbook-{local.stack}.ipynb",
-        html=out_dir / f"runbook-{local.stack}.html",
-        summary=out_dir / f"runbook-{local.stack}.json",
-    )
-    report.summary.unlink(missing_ok=True)
+    report = Report.in_folder(out_dir, local.stack)
+    report.clear()
     parameters = {
         "stack": local.stack,
         "region": local.region,
@@ -207,6 +217,8 @@ def _summary(body: object) -> str:
 def demo(stack: str, out_dir: Path, wait_timeout_s: int) -> int:
     started = time.monotonic()
     failures: list[str] = []
+    report = Report.in_folder(out_dir, stack)
+    report.clear()  # a failed run must not leave an earlier run's report to be taken for its own
     with _step(f"Starting the local stack for Pulumi.{stack}.yaml"):
         local = LocalStack.start(stack)
     try:
@@ -234,10 +246,9 @@ def demo(stack: str, out_dir: Path, wait_timeout_s: int) -> int:
                     failures.append(f"no invalidation with that reference on {dist_id}")
                     _say(f"    {dist_id}: none found")
                 else:
-                    paths = invalidation["InvalidationBatch"]["Paths"].get("Items", [])
                     _say(
-                        f"    {dist_id}: invalidation {invalidation['Id']} "
-                        f"status {invalidation['Status']} paths {paths}"
+                        f"    {dist_id}: invalidation {invalidation.invalidation_id} "
+                        f"status {invalidation.status} paths {list(invalidation.paths)}"
                     )
 
         with _step("Executing the runbook against the local stack (papermill)"):
@@ -245,9 +256,12 @@ def demo(stack: str, out_dir: Path, wait_timeout_s: int) -> int:
             if error is not None:
                 failures.append(f"the runbook failed: {type(error).__name__}: {error}")
             failures += runbook_findings(report.read_summary())
-            _say(f"    executed notebook     {report.notebook}")
+            if report.notebook.exists():  # cleared at the start: this run wrote it
+                _say(f"    executed notebook     {report.notebook}")
             if report.html.exists():
                 _say(f"    HTML report           {report.html}")
+            else:
+                failures.append("no HTML report was written")
     finally:
         with _step("Stopping the local stack"):
             local.stop()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import logging
+import re
 import secrets
 import sys
 import threading
@@ -184,6 +185,15 @@ class LocalListener:
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> LocalListener:
+        """Bind and serve; on failure, undo what was done (log handler, root level) and raise."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
         if self._invoke is None:
             self._handler_module = load_handler_module()
             self._reset_function_state()
@@ -201,7 +211,6 @@ class LocalListener:
             target=server.serve_forever, name="local-alb-listener", daemon=True
         )
         self._thread.start()
-        return self
 
     def stop(self) -> None:
         if self._server is not None:
@@ -282,11 +291,11 @@ class LocalListener:
         """The ALB's answer to one HTTP request: (status, reason, headers, body)."""
         split = urlsplit(request.path)
         path, raw_query = split.path, split.query
-        length = int(request.headers.get("Content-Length") or 0)
-        if length > alb.MAX_BODY_BYTES:
-            request.close_connection = True  # the body stays unread
-            return 413, None, [("Content-Type", "text/plain")], b"Request Entity Too Large"
-        body = request.rfile.read(length) if length else b""
+        try:
+            body = read_body(request)
+        except BodyError as error:
+            request.close_connection = True  # the rest of the body stays unread
+            return error.status, None, [("Content-Type", "text/plain")], error.text.encode()
         if not alb.rule_matches(self.local.rule, request.headers.get("Host"), path, raw_query):
             return 404, None, [("Content-Type", "text/plain")], _NOT_FOUND_BODY
 
@@ -321,6 +330,72 @@ class LocalListener:
         except alb.BadLambdaResponse as error:
             _log.warning("the function's response is not valid for the ALB: %s", error)
             return _bad_gateway()
+
+
+class BodyError(Exception):
+    """A request body the ALB refuses: ``status`` and ``text`` are its answer."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status, self.text = status, text
+
+
+_BAD_REQUEST = "Bad Request"
+_DIGITS = re.compile(r"[0-9]+")
+_HEX_DIGITS = re.compile(rb"[0-9A-Fa-f]+")
+_TOO_LARGE = "Request Entity Too Large"
+
+
+def read_body(request: BaseHTTPRequestHandler, limit: int = alb.MAX_BODY_BYTES) -> bytes:
+    """The request body, framed by Content-Length or chunked transfer coding (RFC 9112).
+
+    A Content-Length that is not a decimal number, a transfer coding other than a final
+    ``chunked`` and a malformed chunk are answered 400, as the ALB answers malformed requests;
+    a body over ``limit`` 413. The ALB docs do not say how a chunked request to a Lambda target
+    is handled; HTTP/1.1 requires a server to accept it, so the stand-in reads it whole.
+    """
+    transfer_encoding = request.headers.get_all("Transfer-Encoding") or []
+    if transfer_encoding:
+        codings = [c.strip().lower() for value in transfer_encoding for c in value.split(",")]
+        if codings[-1] != "chunked" or request.headers.get("Content-Length") is not None:
+            raise BodyError(400, _BAD_REQUEST)
+        return _read_chunked(request.rfile, limit)
+    lengths = request.headers.get_all("Content-Length") or []
+    if not lengths:
+        return b""
+    if len(set(lengths)) != 1 or not _DIGITS.fullmatch(lengths[0].strip()):
+        raise BodyError(400, _BAD_REQUEST)
+    length = int(lengths[0])
+    if length > limit:
+        raise BodyError(413, _TOO_LARGE)
+    body = request.rfile.read(length) if length else b""
+    if len(body) != length:
+        raise BodyError(400, _BAD_REQUEST)
+    return body
+
+
+def _read_chunked(rfile: Any, limit: int) -> bytes:
+    body = bytearray()
+    while True:
+        size_line = rfile.readline(1024)
+        size_text = size_line.split(b";", 1)[0].strip()  # chunk extensions are ignored
+        if not _HEX_DIGITS.fullmatch(size_text) or not size_line.endswith(b"\n"):
+            raise BodyError(400, _BAD_REQUEST)
+        size = int(size_text, 16)
+        if size == 0:
+            break
+        if len(body) + size > limit:
+            raise BodyError(413, _TOO_LARGE)
+        chunk = rfile.read(size)
+        if len(chunk) != size or rfile.readline(3) not in (b"\r\n", b"\n"):
+            raise BodyError(400, _BAD_REQUEST)
+        body += chunk
+    while True:  # trailer fields, up to the empty line
+        line = rfile.readline(8192)
+        if not line.strip():
+            if not line:
+                raise BodyError(400, _BAD_REQUEST)
+            return bytes(body)
 
 
 def _log_invocation_error(request_id: str) -> None:

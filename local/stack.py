@@ -13,6 +13,9 @@ like the real account the site runs in:
 It then starts the local listener (``local.listener``), the ALB stand-in that runs
 ``function/handler.py`` in-process. ``stop()`` (or leaving the ``with`` block) stops both and
 restores the process environment.
+
+moto keeps one state per process and every start resets it, so only one local stack may run in
+a process at a time: a second ``start()`` while one runs raises ``LocalStackAlreadyRunning``.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import hashlib
 import logging
 import os
 import secrets
+import threading
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +52,34 @@ DEFAULT_REGION = "us-east-1"
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 # Variables that could point boto3 at a real account; removed while the stack runs.
 _REAL_AWS_VARIABLES = ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN")
+_log = logging.getLogger("local.stack")
+
+# moto's backends are per process and each start() resets them: one running stack per process.
+_running_lock = threading.Lock()
+_running: LocalStack | None = None
+
+
+class LocalStackAlreadyRunning(RuntimeError):
+    """``LocalStack.start()`` while another local stack runs in this process."""
+
+
+def _claim(local: LocalStack) -> None:
+    global _running
+    with _running_lock:
+        if _running is not None:
+            raise LocalStackAlreadyRunning(
+                "a local stack is already running in this process "
+                f"(stack {_running.stack!r}, moto at {_running.endpoint_url or 'starting'}); "
+                "moto keeps one state per process, so stop it before starting another"
+            )
+        _running = local
+
+
+def _release(local: LocalStack) -> None:
+    global _running
+    with _running_lock:
+        if _running is local:
+            _running = None
 
 
 @dataclass(frozen=True)
@@ -203,6 +235,7 @@ class LocalStack:
             names=resource_names(stack, settings.domain),
             jws_secret=jws,
         )
+        _claim(local)
         try:
             local._start(multi_value_headers=multi_value_headers, invoke=invoke)
         except BaseException:
@@ -235,15 +268,25 @@ class LocalStack:
                 self.listener = None
         finally:
             try:
-                if self._server is not None:
-                    self._reset_moto()
-                    self._server.stop()
-                    self._server = None
+                self._stop_server()
             finally:
                 self._restore_environ()
                 if self._werkzeug_level is not None:
                     logging.getLogger("werkzeug").setLevel(self._werkzeug_level)
                     self._werkzeug_level = None
+                _release(self)
+
+    def _stop_server(self) -> None:
+        """Empty moto's state for whoever comes next, then stop the server whatever happened."""
+        if self._server is None:
+            return
+        try:
+            self._reset_moto()
+        except Exception as error:  # a failed reset must not leave the server and port behind
+            _log.warning("could not reset moto at %s: %s", self.endpoint_url, error)
+        finally:
+            self._server.stop()
+            self._server = None
 
     def __enter__(self) -> LocalStack:
         return self

@@ -1,4 +1,9 @@
-"""Local stacks for the tests: one per module, stopped (and the environment restored) after it."""
+"""Local stacks for the tests: one per module, stopped (and the environment restored) after it.
+
+moto keeps one state per process, so ``LocalStack.start()`` refuses a second stack while one
+runs: a module uses at most one of ``stub_stack`` and ``handler_stack``, and tests that start
+their own stack live in a module that uses neither (``test_local_stack_lifecycle.py``).
+"""
 
 from __future__ import annotations
 

@@ -1,10 +1,14 @@
-"""Shared values and fakes of the local stack's tests (imported by conftest and the tests)."""
+"""Shared values, fakes and requests of the local stack's tests (imported by conftest and tests)."""
 
 from __future__ import annotations
 
+import hashlib
+import http.client
 import json
 import logging
 import threading
+
+import jwt
 
 TEST_TOKEN = "Local-Test_Token-0123456789abcdef"
 TEST_JWS_SECRET = "local-test-jws-secret-of-32-bytes-or-more"
@@ -30,3 +34,32 @@ class RecordingFunction:
             "body": json.dumps({"status": "recorded"}),
             "isBase64Encoded": False,
         }
+
+
+def request(local, method="POST", *, path=None, query=None, host=None, body=b"", headers=None):
+    """Send one request to the local listener; returns (status, reason, headers, body)."""
+    path = local.rule.path if path is None else path
+    query = f"token={TEST_TOKEN}" if query is None else query
+    all_headers = {"Host": local.webhook_host if host is None else host, **(headers or {})}
+    connection = http.client.HTTPConnection("127.0.0.1", local.listener.port, timeout=30)
+    try:
+        target = f"{path}?{query}" if query else path
+        connection.request(method, target, body=body, headers=all_headers)
+        response = connection.getresponse()
+        return response.status, response.reason, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def deploy_body(site_id: str, deploy_id: str) -> bytes:
+    deploy = {"id": deploy_id, "site_id": site_id, "state": "ready", "context": "production"}
+    return json.dumps(deploy).encode()
+
+
+def signed_headers(body: bytes) -> dict[str, str]:
+    claims = {"iss": "netlify", "sha256": hashlib.sha256(body).hexdigest()}
+    return {
+        "Content-Type": "application/json",
+        "X-Netlify-Event": "deploy_created",
+        "X-Webhook-Signature": jwt.encode(claims, TEST_JWS_SECRET, algorithm="HS256"),
+    }

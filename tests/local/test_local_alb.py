@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ from infra.rule import WebhookRule
 from infra.settings import Secret
 from local import alb
 
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures"
 TOKEN = "Abc_def-0123456789xyz"
 RULE = WebhookRule(
@@ -210,3 +213,73 @@ def test_a_base64_response_body_is_decoded_and_multi_value_headers_repeat():
 def test_a_response_without_a_valid_status_is_a_bad_gateway(response):
     with pytest.raises(alb.BadLambdaResponse):
         alb.response_parts(response, multi_value=False)
+
+
+# -- the condition list infra.rule writes, evaluated generically ----------------------------
+
+
+def test_the_rules_conditions_are_the_pulumi_aws_input_shape():
+    assert RULE.conditions("escaped-token") == [
+        {"host_header": {"values": ["lambda.example.com"]}},
+        {"path_pattern": {"values": ["/webhooks/netlify"]}},
+        {"query_strings": [{"key": "token", "value": "escaped-token"}]},
+    ]
+
+
+def test_infra_rule_does_not_import_pulumi():
+    run = subprocess.run(
+        [sys.executable, "-c", "import sys, infra.rule; sys.exit('pulumi' in sys.modules)"],
+        cwd=ROOT,
+        check=False,
+    )
+    assert run.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("condition", "host", "path", "query", "expected"),
+    [
+        (
+            {"host_header": {"values": ["a.example.com", "*.example.org"]}},
+            "B.Example.ORG",
+            "/",
+            "",
+            True,
+        ),
+        ({"host_header": {"values": ["a.example.com"]}}, None, "/", "", False),
+        ({"path_pattern": {"values": ["/img/*", "/doc?"]}}, "h", "/doc1", "", True),
+        ({"path_pattern": {"values": ["/img/*"]}}, "h", "/IMG/a.png", "", False),
+        ({"query_strings": [{"value": "yes"}]}, "h", "/", "any=YES", True),
+        (
+            {"query_strings": [{"key": "a*", "value": "1"}, {"key": "b", "value": "2"}]},
+            "h",
+            "/",
+            "b=2",
+            True,
+        ),
+        ({"query_strings": [{"key": "k", "value": r"v\*"}]}, "h", "/", "k=vx", False),
+        ({"query_strings": [{"key": "k", "value": r"v\*"}]}, "h", "/", "k=v*", True),
+    ],
+)
+def test_each_condition_type_is_evaluated_as_the_alb_does(condition, host, path, query, expected):
+    assert alb.conditions_match([condition], host, path, query) is expected
+
+
+def test_every_condition_must_hold():
+    conditions = RULE.conditions(TOKEN)
+    assert alb.conditions_match(
+        conditions, "lambda.example.com", "/webhooks/netlify", f"token={TOKEN}"
+    )
+    assert not alb.conditions_match(conditions, "lambda.example.com", "/other", f"token={TOKEN}")
+
+
+@pytest.mark.parametrize(
+    "condition",
+    [
+        {"http_request_method": {"values": ["POST"]}},
+        {"source_ip": {"values": ["10.0.0.0/8"]}},
+        {"host_header": {"values": ["h"]}, "path_pattern": {"values": ["/"]}},
+    ],
+)
+def test_a_condition_the_local_alb_cannot_evaluate_raises(condition):
+    with pytest.raises(alb.UnknownCondition):
+        alb.conditions_match([condition], "h", "/", "")

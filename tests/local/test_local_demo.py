@@ -7,8 +7,11 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import nbformat
+
+from local import demo
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,3 +55,48 @@ def test_the_demo_exits_0_and_writes_the_report(tmp_path):
     assert "aws_endpoint_url = " in injected and "127.0.0.1" in injected
     deploy_id = re.search(r"deploy (\S+): HTTP 2\d\d", run.stdout).group(1)
     assert f'deploy_id = "{deploy_id}"' in injected
+
+
+def _stale_report(folder: Path) -> list[Path]:
+    """An earlier run's report: a valid executed notebook, its HTML and its summary."""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("an earlier run")])
+    paths = [folder / f"runbook-dev.{suffix}" for suffix in ("ipynb", "html", "json")]
+    nbformat.write(notebook, paths[0])
+    paths[1].write_text("<html>an earlier run</html>", encoding="utf-8")
+    paths[2].write_text("{}", encoding="utf-8")
+    return paths
+
+
+def test_a_run_that_fails_at_once_leaves_no_earlier_report_behind(tmp_path, monkeypatch, capsys):
+    stale = _stale_report(tmp_path)
+
+    def cannot_start(stack):
+        raise RuntimeError("no local stack today")
+
+    monkeypatch.setattr(demo.LocalStack, "start", cannot_start)
+    assert demo.main(["--out", str(tmp_path)]) == 1
+    assert [path for path in stale if path.exists()] == []
+    printed = capsys.readouterr().out
+    assert all(str(path) not in printed for path in stale)
+
+
+def test_a_runbook_that_writes_nothing_gets_no_html_from_an_earlier_run(tmp_path, monkeypatch):
+    import papermill
+
+    stale = _stale_report(tmp_path)
+
+    def fails_before_writing(*args, **kwargs):
+        raise RuntimeError("kernel died")
+
+    monkeypatch.setattr(papermill, "execute_notebook", fails_before_writing)
+    local = SimpleNamespace(
+        stack="dev",
+        region="us-east-1",
+        endpoint_url="http://127.0.0.1:1",
+        distribution_ids=("E1",),
+        environment=dict,
+    )
+    report, error = demo.run_runbook(local, "dep-1", tmp_path, wait_timeout_s=1)
+    assert isinstance(error, RuntimeError)
+    assert [path for path in stale if path.exists()] == []
+    assert report.read_summary() is None

@@ -3,33 +3,12 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import http.client
 import json
-import time
-import urllib.parse
+import socket
 import uuid
 
-import jwt
 import pytest
-from local_helpers import TEST_JWS_SECRET, TEST_TOKEN
-
-from infra.function_contract import webhook_settings
-
-
-def request(local, method="POST", *, path=None, query=None, host=None, body=b"", headers=None):
-    """Send one request to the local listener; returns (status, reason, headers, body)."""
-    path = local.rule.path if path is None else path
-    query = f"token={TEST_TOKEN}" if query is None else query
-    all_headers = {"Host": local.webhook_host if host is None else host, **(headers or {})}
-    connection = http.client.HTTPConnection("127.0.0.1", local.listener.port, timeout=30)
-    try:
-        target = f"{path}?{query}" if query else path
-        connection.request(method, target, body=body, headers=all_headers)
-        response = connection.getresponse()
-        return response.status, response.reason, dict(response.getheaders()), response.read()
-    finally:
-        connection.close()
+from local_helpers import TEST_TOKEN, request
 
 
 def test_the_right_request_gets_the_functions_answer(stub_stack, recording_function):
@@ -136,63 +115,66 @@ def test_the_functions_logs_land_in_its_log_group(stub_stack, recording_function
     assert request_id in {m["record"]["requestId"] for m in reports}
 
 
-# -- the real function, in-process ---------------------------------------------------------
+# -- how the body is framed ----------------------------------------------------------------
 
 
-def _deploy(site_id: str, deploy_id: str) -> bytes:
-    deploy = {"id": deploy_id, "site_id": site_id, "state": "ready", "context": "production"}
-    return json.dumps(deploy).encode()
+def raw_request(local, head: list[str], body: bytes = b"") -> tuple[int, bytes]:
+    """Send bytes as written (no client-side framing checks); returns (status, whole answer)."""
+    lines = [
+        f"POST {local.rule.path}?token={TEST_TOKEN} HTTP/1.1",
+        f"Host: {local.webhook_host}",
+        "Content-Type: application/json",
+        *head,
+    ]
+    data = ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+    with socket.create_connection(("127.0.0.1", local.listener.port), timeout=10) as sock:
+        sock.sendall(data)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1]), answer
 
 
-def _signed_headers(body: bytes) -> dict[str, str]:
-    claims = {"iss": "netlify", "sha256": hashlib.sha256(body).hexdigest()}
-    return {
-        "Content-Type": "application/json",
-        "X-Netlify-Event": "deploy_created",
-        "X-Webhook-Signature": jwt.encode(claims, TEST_JWS_SECRET, algorithm="HS256"),
-    }
+@pytest.mark.parametrize("length", ["abc", "1.5", "-1", "+2", "2, 3"])
+def test_a_content_length_that_is_not_a_number_is_a_bad_request(
+    stub_stack, recording_function, length
+):
+    calls = len(recording_function.events)
+    status, answer = raw_request(stub_stack, [f"Content-Length: {length}"], b"{}")
+    assert status == 400, answer
+    assert len(recording_function.events) == calls
 
 
-def test_a_signed_notification_makes_the_function_invalidate(handler_stack):
-    deploy_id = f"dep{int(time.time() * 1000)}"
-    body = _deploy(handler_stack.settings.netlify_site_id, deploy_id)
-    status, _, _, answer = request(handler_stack, body=body, headers=_signed_headers(body))
-    assert 200 <= status < 300, answer
-
-    reference = webhook_settings.caller_reference(
-        deploy_id, handler_stack.settings.invalidation_paths
+def test_a_chunked_body_reaches_the_function_whole(stub_stack, recording_function):
+    chunks = [b'{"id": ', b'"chunked-1"', b"}"]
+    status, *_ = request(
+        stub_stack, body=iter(chunks), headers={"Content-Type": "application/json"}
     )
-    cloudfront = handler_stack.client("cloudfront")
-    for dist_id in handler_stack.distribution_ids:
-        items = cloudfront.list_invalidations(DistributionId=dist_id)["InvalidationList"]["Items"]
-        references = [
-            cloudfront.get_invalidation(DistributionId=dist_id, Id=item["Id"])["Invalidation"][
-                "InvalidationBatch"
-            ]["CallerReference"]
-            for item in items
-        ]
-        assert reference in references
+    assert status == 202
+    event = recording_function.events[-1]
+    assert (event["body"], event["isBase64Encoded"]) == ('{"id": "chunked-1"}', False)
 
 
-def test_a_token_the_alb_lets_through_in_other_case_is_refused_by_the_function(handler_stack):
-    body = _deploy(handler_stack.settings.netlify_site_id, "dep-case")
-    status, _, _, _ = request(
-        handler_stack,
-        query=f"token={urllib.parse.quote(TEST_TOKEN.swapcase())}",
-        body=body,
-        headers=_signed_headers(body),
+@pytest.mark.parametrize(
+    ("head", "body"),
+    [
+        (["Transfer-Encoding: chunked"], b"zz\r\n{}\r\n0\r\n\r\n"),  # not a hex size
+        (["Transfer-Encoding: chunked"], b"2\r\n{}XX0\r\n\r\n"),  # no CRLF after the data
+        (["Transfer-Encoding: chunked", "Content-Length: 2"], b"2\r\n{}\r\n0\r\n\r\n"),
+        (["Transfer-Encoding: gzip"], b"{}"),  # the final coding must be chunked
+    ],
+)
+def test_a_malformed_chunked_body_is_a_bad_request(stub_stack, recording_function, head, body):
+    calls = len(recording_function.events)
+    status, answer = raw_request(stub_stack, head, body)
+    assert status == 400, answer
+    assert len(recording_function.events) == calls
+
+
+def test_a_chunked_body_over_1_mb_is_refused_like_a_long_one(stub_stack):
+    chunk = b"x" * (512 * 1024)
+    status, *_ = request(
+        stub_stack, body=iter([chunk, chunk, b"x"]), headers={"Content-Type": "text/plain"}
     )
-    assert status in (401, 403)  # past the ALB rule (case-insensitive), stopped by the function
-
-
-def test_multi_value_mode_round_trips_through_the_real_function():
-    from local.stack import LocalStack
-
-    with LocalStack.start(
-        "dev", webhook_token=TEST_TOKEN, jws_secret=TEST_JWS_SECRET, multi_value_headers=True
-    ) as local:
-        body = _deploy(local.settings.netlify_site_id, "dep-multi")
-        status, reason, headers, answer = request(local, body=body, headers=_signed_headers(body))
-    assert (status, reason) == (202, "Accepted"), answer
-    assert headers["Content-Type"] == "application/json"
-    assert json.loads(answer)["deploy_id"] == "dep-multi"
+    assert status == 413

@@ -4,21 +4,59 @@ from __future__ import annotations
 
 import http.client
 import os
+import selectors
 import shlex
 import signal
 import subprocess
 import sys
+import time
 import urllib.parse
 from pathlib import Path
 
 from local.serve import export_lines
 
 ROOT = Path(__file__).resolve().parents[2]
+READY = "Press Ctrl-C to stop."
+STARTUP_DEADLINE_S = 60
+STOP_DEADLINE_S = 30
 
 
 def test_export_lines_are_shell_quoted_and_sorted():
     lines = export_lines({"B": "x y", "A": "/*", "C": "plain"})
     assert lines == ["export A='/*'", "export B='x y'", "export C=plain"]
+
+
+def read_until(process: subprocess.Popen, marker: str, deadline_s: float) -> str:
+    """The child's output up to and including ``marker``; fails at the deadline or at EOF."""
+    fd = process.stdout.fileno()
+    seen = b""
+    end = time.monotonic() + deadline_s
+    with selectors.DefaultSelector() as selector:
+        selector.register(fd, selectors.EVENT_READ)
+        while marker.encode() not in seen:
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {marker!r} within {deadline_s} s:\n{seen.decode()}")
+            if not selector.select(remaining):
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise AssertionError(f"the process ended before {marker!r}:\n{seen.decode()}")
+            seen += chunk
+    return seen.decode()
+
+
+def stop(process: subprocess.Popen) -> str:
+    """Ctrl-C, then the rest of the output; killed (and reaped) if it does not stop in time."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+    try:
+        rest, _ = process.communicate(timeout=STOP_DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        rest, _ = process.communicate()
+        raise AssertionError(f"not stopped {STOP_DEADLINE_S} s after Ctrl-C") from None
+    return rest.decode()
 
 
 def test_serve_prints_a_usable_environment_and_stops_on_ctrl_c():
@@ -29,16 +67,15 @@ def test_serve_prints_a_usable_environment_and_stops_on_ctrl_c():
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        text=True,
     )
+    output = ""
     try:
+        output = read_until(process, READY, STARTUP_DEADLINE_S)
         exported: dict[str, str] = {}
-        for line in process.stdout:
+        for line in output.splitlines():
             if line.startswith("export "):
                 name, _, value = line.removeprefix("export ").strip().partition("=")
                 exported[name] = shlex.split(value)[0]
-            if "Press Ctrl-C to stop." in line:
-                break
         assert exported["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
         assert "NCW_JWS_SECRET" in exported
 
@@ -53,7 +90,6 @@ def test_serve_prints_a_usable_environment_and_stops_on_ctrl_c():
         assert connection.getresponse().status == 401  # unsigned: the function refuses it
         connection.close()
     finally:
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=30)
+        output += stop(process)
     assert process.returncode == 0, output
     assert "Local stack stopped." in output

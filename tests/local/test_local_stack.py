@@ -1,17 +1,19 @@
-"""The embedded AWS: seeded like the site's account, named like the Pulumi program names it."""
+"""The embedded AWS: seeded like the site's account, named like the Pulumi program names it.
+
+All tests share the module's ``stub_stack``; tests that start their own stack are in
+``test_local_stack_lifecycle.py`` (one local stack per process at a time).
+"""
 
 from __future__ import annotations
 
 import json
 import os
 
-import pytest
 from local_helpers import TEST_JWS_SECRET, TEST_TOKEN
 
 from infra import naming
 from infra.function_contract import webhook_settings
 from infra.stack_files import load_stack_files
-from local.stack import LocalStack
 
 DEV = load_stack_files("dev")
 DEV_IDS = json.loads(DEV.values["distributionIds"])
@@ -101,39 +103,3 @@ def test_the_function_environment_is_set_while_the_stack_runs(stub_stack):
     assert settings.distribution_ids == tuple(DEV_IDS)
     assert settings.secrets_parameter == stub_stack.secrets_parameter_name
     assert os.environ["AWS_ENDPOINT_URL"] == stub_stack.endpoint_url
-
-
-def test_stop_restores_the_environment_and_frees_the_ports(monkeypatch, recording_function):
-    monkeypatch.setenv("AWS_PROFILE", "someone-real")
-    monkeypatch.setenv("DISTRIBUTION_IDS", "BEFORE")
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    before = dict(os.environ)
-
-    local = LocalStack.start("dev", invoke=recording_function)
-    try:
-        assert "AWS_PROFILE" not in os.environ  # nothing may reach a real account
-        assert os.environ["DISTRIBUTION_IDS"] == ",".join(DEV_IDS)
-        listener_port = local.listener.port
-    finally:
-        local.stop()
-    local.stop()  # a second stop is harmless
-
-    assert dict(os.environ) == before
-    import socket
-
-    with socket.socket() as probe:  # the listener's port is free again
-        probe.bind(("127.0.0.1", listener_port))
-
-
-def test_fresh_secrets_are_generated_for_each_start(recording_function):
-    with LocalStack.start("dev", invoke=recording_function) as first:
-        first_token, first_jws = first.rule.token.reveal(), first.jws_secret
-    with LocalStack.start("dev", invoke=recording_function) as second:
-        assert second.rule.token.reveal() != first_token
-        assert second.jws_secret != first_jws
-        assert len(first_token) >= 16
-
-
-def test_an_unknown_stack_fails_before_anything_starts():
-    with pytest.raises(FileNotFoundError):
-        LocalStack.start("no-such-stack")

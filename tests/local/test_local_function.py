@@ -1,0 +1,42 @@
+"""The real ``function/handler.py`` behind the ALB stand-in, in-process."""
+
+from __future__ import annotations
+
+import time
+import urllib.parse
+
+from local_helpers import TEST_TOKEN, deploy_body, request, signed_headers
+
+from infra.function_contract import webhook_settings
+
+
+def test_a_signed_notification_makes_the_function_invalidate(handler_stack):
+    deploy_id = f"dep{int(time.time() * 1000)}"
+    body = deploy_body(handler_stack.settings.netlify_site_id, deploy_id)
+    status, _, _, answer = request(handler_stack, body=body, headers=signed_headers(body))
+    assert 200 <= status < 300, answer
+
+    reference = webhook_settings.caller_reference(
+        deploy_id, handler_stack.settings.invalidation_paths
+    )
+    cloudfront = handler_stack.client("cloudfront")
+    for dist_id in handler_stack.distribution_ids:
+        items = cloudfront.list_invalidations(DistributionId=dist_id)["InvalidationList"]["Items"]
+        references = [
+            cloudfront.get_invalidation(DistributionId=dist_id, Id=item["Id"])["Invalidation"][
+                "InvalidationBatch"
+            ]["CallerReference"]
+            for item in items
+        ]
+        assert reference in references
+
+
+def test_a_token_the_alb_lets_through_in_other_case_is_refused_by_the_function(handler_stack):
+    body = deploy_body(handler_stack.settings.netlify_site_id, "dep-case")
+    status, _, _, _ = request(
+        handler_stack,
+        query=f"token={urllib.parse.quote(TEST_TOKEN.swapcase())}",
+        body=body,
+        headers=signed_headers(body),
+    )
+    assert status in (401, 403)  # past the ALB rule (case-insensitive), stopped by the function

@@ -1,0 +1,166 @@
+"""Starting and stopping local stacks: one at a time, and nothing left behind, even on failure.
+
+Every test here starts its own stack, so this module uses no module-scoped stack fixture.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import socket
+import urllib.parse
+
+import pytest
+from local_helpers import (
+    TEST_JWS_SECRET,
+    TEST_TOKEN,
+    RecordingFunction,
+    deploy_body,
+    request,
+    signed_headers,
+)
+
+from infra.stack_files import load_stack_files
+from local import listener as listener_module
+from local.stack import LocalStack, LocalStackAlreadyRunning
+
+DEV_IDS = json.loads(load_stack_files("dev").values["distributionIds"])
+
+
+@pytest.fixture
+def recording_function() -> RecordingFunction:
+    return RecordingFunction()
+
+
+def _port_is_closed(url: str) -> bool:
+    address = urllib.parse.urlsplit(url)
+    try:
+        with socket.create_connection((address.hostname, address.port), timeout=2):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+def test_stop_restores_the_environment_and_frees_the_ports(monkeypatch, recording_function):
+    monkeypatch.setenv("AWS_PROFILE", "someone-real")
+    monkeypatch.setenv("DISTRIBUTION_IDS", "BEFORE")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    before = dict(os.environ)
+
+    local = LocalStack.start("dev", invoke=recording_function)
+    try:
+        assert "AWS_PROFILE" not in os.environ  # nothing may reach a real account
+        assert os.environ["DISTRIBUTION_IDS"] == ",".join(DEV_IDS)
+        listener_port = local.listener.port
+    finally:
+        local.stop()
+    local.stop()  # a second stop is harmless
+
+    assert dict(os.environ) == before
+    with socket.socket() as probe:  # the listener's port is free again
+        probe.bind(("127.0.0.1", listener_port))
+
+
+def test_fresh_secrets_are_generated_for_each_start(recording_function):
+    with LocalStack.start("dev", invoke=recording_function) as first:
+        first_token, first_jws = first.rule.token.reveal(), first.jws_secret
+    with LocalStack.start("dev", invoke=recording_function) as second:
+        assert second.rule.token.reveal() != first_token
+        assert second.jws_secret != first_jws
+        assert len(first_token) >= 16
+
+
+def test_an_unknown_stack_fails_before_anything_starts():
+    with pytest.raises(FileNotFoundError):
+        LocalStack.start("no-such-stack")
+
+
+def test_a_second_stack_in_the_same_process_is_refused_and_the_first_keeps_its_state(
+    recording_function,
+):
+    with LocalStack.start("dev", invoke=recording_function) as first:
+        with pytest.raises(
+            LocalStackAlreadyRunning, match="a local stack is already running in this process"
+        ):
+            LocalStack.start("dev", invoke=recording_function)
+        cloudfront = first.client("cloudfront")
+        listed = cloudfront.list_distributions()["DistributionList"]["Items"]
+        assert [item["Id"] for item in listed] == DEV_IDS  # not reset by the refused start
+    with LocalStack.start("dev", invoke=recording_function) as after:  # free again once stopped
+        assert after.endpoint_url
+
+
+def test_a_failed_moto_reset_on_stop_still_stops_moto(monkeypatch, recording_function):
+    local = LocalStack.start("dev", invoke=recording_function)
+    endpoint = local.endpoint_url
+
+    def failing_reset(self):
+        raise OSError("reset refused")
+
+    monkeypatch.setattr(LocalStack, "_reset_moto", failing_reset)
+    try:
+        local.stop()  # logs the failed reset and carries on
+        assert _port_is_closed(endpoint)
+        assert "AWS_ENDPOINT_URL" not in os.environ
+    finally:
+        monkeypatch.undo()
+        local.stop()
+    with LocalStack.start("dev", invoke=recording_function):  # the process slot was released
+        pass
+
+
+def test_a_failed_moto_reset_on_start_still_stops_moto(monkeypatch, recording_function):
+    endpoints = []
+
+    def failing_reset(self):
+        endpoints.append(self.endpoint_url)
+        raise OSError("reset refused")
+
+    monkeypatch.setattr(LocalStack, "_reset_moto", failing_reset)
+    with pytest.raises(OSError, match="reset refused"):
+        LocalStack.start("dev", invoke=recording_function)
+    assert endpoints and all(_port_is_closed(endpoint) for endpoint in endpoints)
+    monkeypatch.undo()
+    with LocalStack.start("dev", invoke=recording_function):  # the process slot was released
+        pass
+
+
+@pytest.fixture
+def quiet_root_logger():
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    root.setLevel(logging.WARNING)
+    yield root
+    root.setLevel(level)
+    for handler in root.handlers:
+        if handler not in handlers:
+            root.removeHandler(handler)
+
+
+def test_a_listener_that_cannot_bind_leaves_the_root_logger_as_it_was(
+    monkeypatch, recording_function, quiet_root_logger
+):
+    handlers = list(quiet_root_logger.handlers)
+
+    def cannot_bind(*args, **kwargs):
+        raise OSError(errno.EADDRINUSE, "Address already in use")
+
+    monkeypatch.setattr(listener_module, "ThreadingHTTPServer", cannot_bind)
+    with pytest.raises(OSError, match="Address already in use"):
+        LocalStack.start("dev", invoke=recording_function)
+    assert quiet_root_logger.handlers == handlers
+    assert quiet_root_logger.level == logging.WARNING
+    assert "AWS_ENDPOINT_URL" not in os.environ
+
+
+def test_multi_value_mode_round_trips_through_the_real_function():
+    with LocalStack.start(
+        "dev", webhook_token=TEST_TOKEN, jws_secret=TEST_JWS_SECRET, multi_value_headers=True
+    ) as local:
+        body = deploy_body(local.settings.netlify_site_id, "dep-multi")
+        status, reason, headers, answer = request(local, body=body, headers=signed_headers(body))
+    assert (status, reason) == (202, "Accepted"), answer
+    assert headers["Content-Type"] == "application/json"
+    assert json.loads(answer)["deploy_id"] == "dep-multi"
