@@ -129,7 +129,11 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
 
 
 def run_runbook(
-    local: LocalStack, deploy_id: str, out_dir: Path, wait_timeout_s: int
+    local: LocalStack,
+    deploy_id: str,
+    out_dir: Path,
+    wait_timeout_s: int,
+    notification_status: int | None = None,
 ) -> tuple[Report, Exception | None]:
     """Execute the runbook against ``local``; always writes the notebook and its HTML export."""
     import nbformat
@@ -145,6 +149,7 @@ def run_runbook(
         "aws_endpoint_url": local.endpoint_url,
         "distribution_id": local.distribution_ids[0],
         "deploy_id": deploy_id,
+        "notification_status": notification_status,  # shown in the report's section 3
         "wait_timeout_s": wait_timeout_s,
         "dry_run": True,
         "summary_path": str(report.summary),
@@ -252,7 +257,7 @@ def demo(stack: str, out_dir: Path, wait_timeout_s: int) -> int:
                     )
 
         with _step("Executing the runbook against the local stack (papermill)"):
-            report, error = run_runbook(local, deploy_id, out_dir, wait_timeout_s)
+            report, error = run_runbook(local, deploy_id, out_dir, wait_timeout_s, status)
             if error is not None:
                 failures.append(f"the runbook failed: {type(error).__name__}: {error}")
             failures += runbook_findings(report.read_summary())

@@ -33,9 +33,10 @@
 stack = None  # stack name; None: $NCW_STACK, else dev
 region = None  # None: $AWS_REGION, $AWS_DEFAULT_REGION or the stack file
 aws_endpoint_url = None  # None: real AWS, or $AWS_ENDPOINT_URL
-webhook_url = None  # None: stack output webhook_url or $NCW_WEBHOOK_URL
+webhook_url = None  # None: stack output or $NCW_WEBHOOK_URL; give it without ?token=
 distribution_id = None  # None: the first configured distribution
 deploy_id = None  # None: section 3 sends a fresh test notification
+notification_status = None  # with deploy_id: the HTTP status the caller's notification got
 wait_timeout_s = 300  # section 4 stops waiting after this many seconds
 poll_interval_s = 10  # seconds between status checks in section 4
 dry_run = True  # False: section 6 invalidates and section 8 calls the Netlify API
@@ -73,10 +74,11 @@ rb.show(health or "**Skipped:** no distribution to inspect (see section 1).")
 #
 # A `deploy_created` ("Deploy succeeded") notification for a fresh deploy id, signed with the
 # JWS secret when one is configured. If `deploy_id` is given, the notification was already sent
-# (e.g. by `make demo` or by Netlify) and this only reports it.
+# (e.g. by `make demo` or by Netlify) and this only reports it, with `notification_status` when
+# the caller passes the answer it got.
 
 # %%
-sent = rb.trigger(config, deploy_id)
+sent = rb.trigger(config, deploy_id, notification_status=notification_status)
 rb.show(sent)
 
 # %% [markdown]
@@ -94,13 +96,15 @@ rb.show(verified)
 # %% [markdown]
 # ## 5. History: recent invalidations, paths per month and this month's cost
 #
-# The first 1,000 paths a month are free per AWS account, then USD 0.005 a path; `/*` is one path.
+# The table holds the newest `history_limit` per distribution; the month's paths and cost count
+# every invalidation made this month. The first 1,000 paths a month are free per AWS account,
+# then USD 0.005 a path; `/*` is one path.
 
 # %%
 past = rb.history(config, aws, limit=history_limit)
 rb.show(past, past.usage)
 if past.usage:
-    rb.show(rb.history_chart(past.table))
+    rb.show(rb.history_chart(past.charted))
 
 # %% [markdown]
 # ## 6. Invalidate paths by hand (guarded by `dry_run`)
@@ -124,7 +128,8 @@ rb.show(errors, rb.answers_table())
 #
 # Shows the hook body (secrets masked). With `NETLIFY_AUTH_TOKEN` in the environment and
 # `dry_run = False`, creates the notification through Netlify's hooks API, or updates the
-# existing one for the same URL: never a duplicate.
+# existing one for the same URL: never a duplicate. Never against the local stack, nor for a
+# webhook URL Netlify cannot reach (not https, or a loopback/private address).
 
 # %%
 hook = rb.connect(config, dry_run=dry_run)

@@ -65,18 +65,27 @@ def cloudfront_items(block: Mapping[str, Any] | None) -> list[Any]:
     return list((block or {}).get("Items") or [])
 
 
-def newest_invalidations(cloudfront, distribution_id: str, limit: int) -> list[dict[str, Any]]:
-    """Newest first, at most ``limit`` invalidation summaries."""
-    found: list[dict[str, Any]] = []
+def invalidation_pages(cloudfront, distribution_id: str, page_size: int = 100):
+    """``ListInvalidations`` page by page: lists of summaries (``Id``, ``CreateTime``,
+    ``Status``), newest first as the API returns them."""
     marker = ""
-    while len(found) < limit:
-        kwargs = {"DistributionId": distribution_id, "MaxItems": str(min(100, limit))}
+    while True:
+        kwargs = {"DistributionId": distribution_id, "MaxItems": str(page_size)}
         if marker:
             kwargs["Marker"] = marker
         page = cloudfront.list_invalidations(**kwargs)["InvalidationList"]
-        found += page.get("Items") or []
+        yield page.get("Items") or []
         marker = page.get("NextMarker") or ""
         if not page.get("IsTruncated") or not marker:
+            return
+
+
+def newest_invalidations(cloudfront, distribution_id: str, limit: int) -> list[dict[str, Any]]:
+    """Newest first, at most ``limit`` invalidation summaries."""
+    found: list[dict[str, Any]] = []
+    for items in invalidation_pages(cloudfront, distribution_id, min(100, limit)):
+        found += items
+        if len(found) >= limit:
             break
     epoch = datetime.min.replace(tzinfo=UTC)
     found.sort(key=lambda item: item.get("CreateTime") or epoch, reverse=True)

@@ -1,16 +1,21 @@
 """Where the runbook's settings come from, and which source each one came from.
 
 First match wins (``RunbookConfig.sources`` records it): notebook parameter -> ``pulumi stack
-output`` (when the CLI is on PATH) -> environment (``NCW_*``, ``AWS_*``) -> the committed
-``Pulumi.<stack>.yaml`` (non-secret values only).
+output`` (when the CLI is on PATH and ``NCW_NO_PULUMI`` is not set) -> environment (``NCW_*``,
+``AWS_*``) -> the committed ``Pulumi.<stack>.yaml`` (non-secret values only).
+
+The ``webhook_url`` parameter is best given without its token (papermill writes parameters into
+the executed notebook): the token is then taken from the stack output or ``NCW_WEBHOOK_URL``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +24,9 @@ from typing import Any
 from runbook_lib.repo import JWS_SECRET_DATA_KEY, REPO_ROOT, RUNBOOK_ENV, webhook_settings
 
 DEFAULT_REGION = "us-east-1"
+# Set (to anything but "" or "0") to never run the pulumi CLI: tests and CI, where a logged-in
+# CLI would turn a run with defaults into one against the real stack.
+NO_PULUMI = "NCW_NO_PULUMI"
 
 ENV = RUNBOOK_ENV  # the names the local stack exports, in infra/runbook_env.py
 # Where a value came from; the first three mean "the operator pointed the runbook at a stack".
@@ -44,8 +52,13 @@ def read_stack_outputs(
     which: Callable[[str], str | None] = shutil.which,
     run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
     cwd: Path = REPO_ROOT,
+    environ: Mapping[str, str] | None = None,
 ) -> StackOutputs:
-    """``pulumi stack output --json --show-secrets`` when the CLI is present, else None + why."""
+    """``pulumi stack output --json --show-secrets`` when the CLI is present and not opted out
+    of (``NCW_NO_PULUMI``), else None + why."""
+    env = os.environ if environ is None else environ
+    if env.get(NO_PULUMI, "") not in ("", "0"):
+        return StackOutputs(None, f"stack outputs not read: {NO_PULUMI} is set")
     pulumi = which("pulumi")
     if not pulumi:
         return StackOutputs(None, "pulumi CLI not on PATH")
@@ -143,6 +156,22 @@ class RunbookConfig:
         return ", ".join(used) or "defaults only"
 
 
+_TOKEN_VALUE = re.compile(r"(?:^|&)token=([^&]+)", re.IGNORECASE)
+
+
+def with_token_of(url: str | None, source: str | None) -> str | None:
+    """``url`` with the ``token`` query value of ``source`` when ``url`` has none (copied as
+    written, still URL-encoded); else ``url`` unchanged."""
+    if not url or _TOKEN_VALUE.search(urllib.parse.urlsplit(url).query):
+        return url
+    found = _TOKEN_VALUE.search(urllib.parse.urlsplit(source or "").query)
+    if not found:
+        return url
+    base, hash_sign, fragment = url.partition("#")
+    separator = "" if base.endswith(("?", "&")) else "&" if "?" in base else "?"
+    return f"{base}{separator}token={found.group(1)}{hash_sign}{fragment}"
+
+
 def _first(*candidates: tuple[str, Any]) -> tuple[Any, str]:
     for source, value in candidates:
         if value not in (None, "", [], (), {}):
@@ -177,7 +206,7 @@ def load_config(
         # stack, `make demo`) they would send the test notification to the real webhook.
         stack_outputs = StackOutputs(None, "stack outputs not read: AWS_ENDPOINT_URL is set")
     if stack_outputs is None:
-        stack_outputs = read_stack_outputs(stack)
+        stack_outputs = read_stack_outputs(stack, environ=env)
     out = stack_outputs.outputs or {}
     filed = read_stack_file(stack, project_dir)
     hook = out.get("netlify_hook") if isinstance(out.get("netlify_hook"), dict) else None
@@ -205,6 +234,17 @@ def load_config(
         (PULUMI, out.get("webhook_url")),
         (ENVIRONMENT, env.get(ENV["webhook_url"])),
     )
+    if sources["webhook_url"] == PARAMETER:
+        # A token-less parameter keeps the token out of the executed notebook (papermill writes
+        # parameters into it): the token comes from the stack output or NCW_WEBHOOK_URL.
+        for source, tokened in (
+            (PULUMI, out.get("webhook_url")),
+            (ENVIRONMENT, env.get(ENV["webhook_url"])),
+        ):
+            joined = with_token_of(url, tokened)
+            if joined != url:
+                url, sources["webhook_token"] = joined, source
+                break
     ids = pick(
         "distribution_ids",
         (PULUMI, _as_list(out.get("distribution_ids"))),

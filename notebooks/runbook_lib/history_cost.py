@@ -8,7 +8,13 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from runbook_lib.aws import AwsClients, cloudfront_items, error_text, newest_invalidations
+from runbook_lib.aws import (
+    AwsClients,
+    cloudfront_items,
+    error_text,
+    invalidation_pages,
+    newest_invalidations,
+)
 from runbook_lib.config import RunbookConfig
 from runbook_lib.display import skipped_or_failed
 
@@ -36,34 +42,91 @@ def _origin_of(reference: str) -> str:
     return "other"
 
 
-def invalidation_history(
-    cloudfront, distribution_ids: Iterable[str], limit: int = 25
+def _batch(cloudfront, distribution_id: str, invalidation_id: str, batches: dict) -> dict:
+    """An invalidation's batch (paths, caller reference): it never changes, so it is read once
+    (``batches``: id -> batch, shared by the table and the month's count)."""
+    if invalidation_id not in batches:
+        item = cloudfront.get_invalidation(DistributionId=distribution_id, Id=invalidation_id)
+        batches[invalidation_id] = item["Invalidation"].get("InvalidationBatch", {})
+    return batches[invalidation_id]
+
+
+def _history_table(
+    cloudfront, distribution_ids: Iterable[str], summaries_of, batches: dict | None
 ) -> pd.DataFrame:
-    """The newest ``limit`` invalidations of each distribution, newest first."""
+    """One row per invalidation that ``summaries_of(distribution_id)`` lists, newest first:
+    status and time from the listing, paths and caller reference from the (cached) batch."""
+    batches = {} if batches is None else batches
     rows = []
     for distribution_id in distribution_ids:
-        for summary in newest_invalidations(cloudfront, distribution_id, limit):
-            item = cloudfront.get_invalidation(DistributionId=distribution_id, Id=summary["Id"])
-            invalidation = item["Invalidation"]
-            batch = invalidation.get("InvalidationBatch", {})
+        for summary in summaries_of(distribution_id):
+            batch = _batch(cloudfront, distribution_id, summary["Id"], batches)
             paths = cloudfront_items(batch.get("Paths"))
             reference = batch.get("CallerReference", "")
             rows.append(
                 {
                     "distribution_id": distribution_id,
-                    "invalidation_id": invalidation["Id"],
-                    "status": invalidation.get("Status"),
-                    "created": pd.Timestamp(invalidation.get("CreateTime")).tz_convert("UTC"),
+                    "invalidation_id": summary["Id"],
+                    "status": summary.get("Status"),
+                    "created": pd.Timestamp(summary.get("CreateTime")).tz_convert("UTC"),
                     "path_count": len(paths),
                     "paths": ", ".join(paths[:5]) + (" …" if len(paths) > 5 else ""),
                     "caller_reference": reference,
                     "origin": _origin_of(reference),
                 }
             )
+    return _sorted_frame(rows)
+
+
+def _sorted_frame(rows: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=HISTORY_COLUMNS)
     if not frame.empty:
         frame = frame.sort_values("created", ascending=False, ignore_index=True)
     return frame
+
+
+def invalidation_history(
+    cloudfront, distribution_ids: Iterable[str], limit: int = 25, batches: dict | None = None
+) -> pd.DataFrame:
+    """The newest ``limit`` invalidations of each distribution, newest first."""
+    return _history_table(
+        cloudfront,
+        distribution_ids,
+        lambda distribution_id: newest_invalidations(cloudfront, distribution_id, limit),
+        batches,
+    )
+
+
+def invalidations_since(cloudfront, distribution_id: str, since: datetime) -> list[dict]:
+    """Every invalidation summary created at or after ``since``. ``ListInvalidations`` lists
+    newest first, so paging stops after the first page that reaches back before ``since``."""
+    found: list[dict] = []
+    for items in invalidation_pages(cloudfront, distribution_id):
+        found += [item for item in items if item["CreateTime"] >= since]
+        if any(item["CreateTime"] < since for item in items):
+            break
+    return found
+
+
+def month_start(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def this_month_history(
+    cloudfront,
+    distribution_ids: Iterable[str],
+    now: datetime | None = None,
+    batches: dict | None = None,
+) -> pd.DataFrame:
+    """Every invalidation of these distributions created this month (UTC), however many: the
+    month's paths and cost, not bounded by the table's ``limit``."""
+    since = month_start(now or datetime.now(UTC))
+    return _history_table(
+        cloudfront,
+        distribution_ids,
+        lambda distribution_id: invalidations_since(cloudfront, distribution_id, since),
+        batches,
+    )
 
 
 def paths_cost_usd(paths: int, free_paths: int = FREE_PATHS_PER_MONTH) -> float:
@@ -109,9 +172,8 @@ def monthly_usage(history: pd.DataFrame, now: datetime | None = None) -> Monthly
         estimated_cost_usd=paths_cost_usd(paths),
         note=(
             "The 1,000 free paths are per AWS account, shared by every distribution (and every "
-            "site) in it, and this table only holds the newest invalidations of these "
-            "distributions: treat the figure as a lower bound. A wildcard such as `/*` counts as "
-            "one path."
+            "site) in it, and this counts every invalidation of these distributions only: "
+            "treat the figure as a lower bound. A wildcard such as `/*` counts as one path."
         ),
     )
 
@@ -148,10 +210,19 @@ def history_chart(history: pd.DataFrame, now: datetime | None = None, days: int 
 
 @dataclass
 class HistoryResult:
-    table: pd.DataFrame
-    usage: MonthlyUsage | None
+    table: pd.DataFrame  # the newest ``limit`` per distribution (shown)
+    usage: MonthlyUsage | None  # from ``month``: all of this month's invalidations
     skipped: str | None = None
     error: str | None = None
+    month: pd.DataFrame | None = None
+
+    @property
+    def charted(self) -> pd.DataFrame:
+        """The table and all of this month's invalidations, for ``history_chart``."""
+        if self.month is None or self.month.empty:
+            return self.table
+        both = pd.concat([self.table, self.month], ignore_index=True)
+        return _sorted_frame(both.drop_duplicates("invalidation_id").to_dict("records"))
 
     def markdown(self) -> str:
         stopped = skipped_or_failed(self.skipped, self.error, "Cannot list invalidations")
@@ -170,9 +241,12 @@ def history(config: RunbookConfig, aws: AwsClients | None, limit: int = 25) -> H
         empty = pd.DataFrame(columns=HISTORY_COLUMNS)
         return HistoryResult(empty, None, skipped=" ".join(config.missing()))
     aws = aws or AwsClients(config)
+    now = datetime.now(UTC)
+    batches: dict[str, dict] = {}
     try:
-        table = invalidation_history(aws.cloudfront, config.distribution_ids, limit)
+        table = invalidation_history(aws.cloudfront, config.distribution_ids, limit, batches)
+        month = this_month_history(aws.cloudfront, config.distribution_ids, now, batches)
     except Exception as error:  # a finding, not a crash
         empty = pd.DataFrame(columns=HISTORY_COLUMNS)
         return HistoryResult(empty, None, error=error_text(error))
-    return HistoryResult(table, monthly_usage(table))
+    return HistoryResult(table, monthly_usage(month, now), month=month)

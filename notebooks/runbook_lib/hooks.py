@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import urllib.error
@@ -38,6 +39,26 @@ def _same_endpoint(a: str | None, b: str | None) -> bool:
         pb.port,
         pb.path.rstrip("/"),
     )
+
+
+def unreachable_for_netlify(url: str | None) -> str | None:
+    """Why Netlify must not be given ``url`` (not https, a loopback/private/link-local host), or
+    None. Host names are not resolved: only ``localhost`` and IP literals are judged."""
+    parts = urllib.parse.urlsplit(url or "")
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https":
+        return f"the webhook URL is not https ({parts.scheme or 'no scheme'})"
+    if not host:
+        return "the webhook URL has no host"
+    if host == "localhost" or host.endswith(".localhost"):
+        return f"the webhook URL's host `{host}` is this machine"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if address.is_loopback or address.is_private or address.is_link_local:
+        return f"the webhook URL's host `{host}` is not reachable from the internet"
+    return None
 
 
 @dataclass
@@ -99,16 +120,26 @@ def connect_netlify(
     api_url: str = NETLIFY_API_URL,
     dry_run: bool = True,
     timeout: float = 15,
+    refuse: str | None = None,
 ) -> HookSync:
     """Create or update the site's deploy notification; never a duplicate for the same URL.
 
     ``GET /hooks?site_id=`` -> ``PUT /hooks/{id}`` for a url hook with the same event and the
     same endpoint (scheme, host, path; the token may have rotated), else
-    ``POST /hooks?site_id=``.
+    ``POST /hooks?site_id=``. Never calls the API with ``refuse`` (a reason) or a URL Netlify
+    cannot reach (``unreachable_for_netlify``): that would point the real site at nothing.
     """
     shown = mask_hook(hook_body)
     if hook_body is None:
         return HookSync("skipped", message="**Skipped:** no webhook URL known (see section 1).")
+    refuse = refuse or unreachable_for_netlify((hook_body.get("data") or {}).get("url"))
+    if refuse and not dry_run and api_token and site_id:
+        return HookSync(
+            "skipped",
+            body=shown,
+            message=f"**Skipped:** not registering this hook on Netlify: {refuse}. "
+            "Connect Netlify from a run against the deployed stack.",
+        )
     if dry_run or not api_token or not site_id:
         why = []
         if dry_run:
@@ -123,7 +154,9 @@ def connect_netlify(
             message="Not calling Netlify (" + ", ".join(why) + "). This is the body for "
             "`POST /api/v1/hooks?site_id=...` (or enter it in Site configuration → "
             "Notifications → Deploy notifications → HTTP POST request, event 'Deploy "
-            "succeeded', with the URL and the JWS secret token):",
+            "succeeded', with the URL and the JWS secret token)"
+            + (f"; it would not be sent to Netlify: {refuse}" if refuse else "")
+            + ":",
         )
     quoted_site = urllib.parse.quote(site_id, safe="")
     try:
@@ -164,6 +197,8 @@ def connect_netlify(
 def connect(
     config: RunbookConfig, *, dry_run: bool = True, environ: Mapping[str, str] | None = None
 ) -> HookSync:
+    """Section 8. Against the local stack (an AWS endpoint is set) Netlify is never called: its
+    site id is the real site's, and the webhook URL is this machine's."""
     env = os.environ if environ is None else environ
     return connect_netlify(
         netlify_hook_body(config),
@@ -171,4 +206,7 @@ def connect(
         api_token=env.get("NETLIFY_AUTH_TOKEN"),
         api_url=env.get("NETLIFY_API_URL") or NETLIFY_API_URL,
         dry_run=dry_run,
+        refuse=f"AWS_ENDPOINT_URL is set ({config.aws_endpoint_url}): this is the local stack"
+        if config.aws_endpoint_url
+        else None,
     )

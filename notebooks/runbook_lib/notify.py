@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from typing import Any
 
 import jwt
@@ -179,6 +180,13 @@ def send_deploy_notification(
     )
 
 
+def _status_line(status: int) -> str:
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return str(status)
+
+
 @dataclass
 class TriggerResult:
     deploy_id: str | None
@@ -187,28 +195,33 @@ class TriggerResult:
     message: str = ""
     signed: bool = False
     error: str | None = None
+    caller_status: int | None = None  # the HTTP answer to a notification the caller sent
 
     @property
     def accepted(self) -> bool:
         return bool(self.result and self.result.accepted)
 
+    @property
+    def status(self) -> int | None:
+        return self.result.status if self.result else self.caller_status
+
     def markdown(self) -> str:
         lines = [self.message]
+        body = self.result.body if self.result else None
         if self.result is not None:
-            shown = (
-                json.dumps(self.result.body, indent=2, ensure_ascii=False)
-                if self.result.body is not None
-                else ""
-            )
             lines.append(
                 f"\nAnswer: **{self.result.status} {self.result.reason}** "
                 f"in {self.result.elapsed_s:.2f} s ({'signed' if self.signed else 'unsigned'})."
             )
-            if shown:
+            if body is not None:
+                shown = json.dumps(body, indent=2, ensure_ascii=False)
                 lines.append(f"\n```json\n{mask_text(shown)}\n```")
-            meaning = explain_answer(self.result.status, self.result.body)
-            if meaning:
-                lines.append(f"\n{meaning}")
+        elif self.caller_status is not None:
+            shown_status = _status_line(self.caller_status)
+            lines.append(f"\nAnswer, as the caller reports it: **{shown_status}**.")
+        meaning = explain_answer(self.status, body) if self.status is not None else ""
+        if meaning:
+            lines.append(f"\n{meaning}")
         if self.error:
             lines.append(f"\n❌ {self.error}")
         return "\n".join(lines)
@@ -218,13 +231,16 @@ def trigger(
     config: RunbookConfig,
     deploy_id: str | None = None,
     *,
+    notification_status: int | None = None,
     send: Callable[..., NotificationResult] = send_deploy_notification,
 ) -> TriggerResult:
-    """Send a signed test notification, or report the one the caller already sent."""
+    """Send a signed test notification, or report the one the caller already sent (with the
+    HTTP status it got, ``notification_status``, when the caller passes it)."""
     if deploy_id:
         return TriggerResult(
             deploy_id=deploy_id,
             sent=False,
+            caller_status=int(notification_status) if notification_status is not None else None,
             message=f"Deploy `{deploy_id}` was notified by the caller (e.g. `make demo`): "
             "not sending another; the next section looks for its invalidation.",
         )

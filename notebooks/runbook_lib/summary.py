@@ -54,12 +54,13 @@ def run_summary(
         "stack": config.stack,
         "live": config.live,
         "config_source": config.source_summary(),
+        "pulumi_note": config.pulumi_note,
         "webhook_url": mask_url(config.webhook_url),
         "distribution_id": config.distribution_id,
         "trigger": {
             "sent": bool(trigger_result and trigger_result.sent),
             "deploy_id": trigger_result.deploy_id if trigger_result else None,
-            "status": response.status if response else None,
+            "status": trigger_result.status if trigger_result else None,
             "accepted": bool(response and response.accepted),
             "body": _plain(response.body) if response else None,
             "error": trigger_result.error if trigger_result else None,
@@ -113,7 +114,8 @@ def recap(summary: Mapping[str, Any]) -> str:
     if trig["sent"]:
         lines.append(f"- notification for deploy `{trig['deploy_id']}`: answer {trig['status']}")
     elif trig["deploy_id"]:
-        lines.append(f"- deploy `{trig['deploy_id']}` notified by the caller")
+        answered = f" (answer {trig['status']})" if trig["status"] is not None else ""
+        lines.append(f"- deploy `{trig['deploy_id']}` notified by the caller{answered}")
     if ver.get("skipped"):
         lines.append(f"- verify: skipped ({ver['skipped']})")
     elif ver:

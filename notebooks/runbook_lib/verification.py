@@ -43,16 +43,23 @@ def find_invalidation(
     *,
     prefix: str | None = None,
     scan_limit: int = 100,
+    seen: dict[str, str] | None = None,
 ) -> FoundInvalidation | None:
     """The invalidation whose CallerReference is ``reference`` (or, failing that, starts with
     ``prefix``: same deploy, other paths), among the ``scan_limit`` newest. Listing does not
-    show references, so each candidate costs one ``GetInvalidation``."""
+    show references, so each candidate costs one ``GetInvalidation``, once: ``seen`` (id ->
+    caller reference, which never changes) carries what earlier calls read."""
+    seen = {} if seen is None else seen
     fallback: FoundInvalidation | None = None
     for summary in newest_invalidations(cloudfront, distribution_id, scan_limit):
+        known = seen.get(summary["Id"])
+        if known is not None and known != reference and not (prefix and known.startswith(prefix)):
+            continue
         item = cloudfront.get_invalidation(DistributionId=distribution_id, Id=summary["Id"])
         invalidation = item["Invalidation"]
         batch = invalidation.get("InvalidationBatch", {})
         ref = batch.get("CallerReference", "")
+        seen[invalidation["Id"]] = ref
         candidate = FoundInvalidation(
             distribution_id=distribution_id,
             invalidation_id=invalidation["Id"],
@@ -145,21 +152,28 @@ def wait_for_invalidation(
 ) -> VerifyResult:
     """Find the function's invalidation for ``deploy_id`` and wait until it is Completed.
 
-    Stops at ``timeout_s`` with guidance instead of hanging. ``clock`` and ``sleep`` are
+    Stops at ``timeout_s`` with guidance instead of hanging: one deadline, elapsed time read
+    after each round of API calls, never a sleep past the deadline. ``clock`` and ``sleep`` are
     injectable so tests run the loop without real waiting.
     """
     reference = caller_reference(deploy_id, tuple(paths))
     prefix = reference_prefix(deploy_id)
     result = VerifyResult(distribution_id, deploy_id, reference)
+    seen: dict[str, str] = {}  # invalidation id -> caller reference, read once each
     start = clock()
+    deadline = start + timeout_s
     bar = _progress_bar(timeout_s, f"{distribution_id}", progress)
     try:
         while True:
-            elapsed = clock() - start
             result.polls += 1
             if not result.found:
                 found = find_invalidation(
-                    cloudfront, distribution_id, reference, prefix=prefix, scan_limit=scan_limit
+                    cloudfront,
+                    distribution_id,
+                    reference,
+                    prefix=prefix,
+                    scan_limit=scan_limit,
+                    seen=seen,
                 )
                 if found:
                     result.found = True
@@ -172,18 +186,19 @@ def wait_for_invalidation(
                     DistributionId=distribution_id, Id=result.invalidation_id
                 )
                 result.status = current["Invalidation"].get("Status")
-            bar.n = min(elapsed, timeout_s)
+            now = clock()
+            result.elapsed_s = now - start
+            bar.n = min(result.elapsed_s, timeout_s)
             bar.set_description_str(f"{distribution_id} {result.status or 'looking for it'}")
-            result.elapsed_s = elapsed
             if is_completed(result.status):
                 result.completed = True
                 bar.n = timeout_s  # a full bar: done
                 bar.refresh()
                 break
-            if elapsed >= timeout_s:
+            if now >= deadline:
                 result.timed_out = True
                 break
-            sleep(max(0.0, min(poll_interval_s, timeout_s - elapsed)))
+            sleep(min(poll_interval_s, deadline - now))
     finally:
         bar.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -53,8 +54,12 @@ def test_the_demo_exits_0_and_writes_the_report(tmp_path):
     )
     assert "dry_run = True" in injected
     assert "aws_endpoint_url = " in injected and "127.0.0.1" in injected
-    deploy_id = re.search(r"deploy (\S+): HTTP 2\d\d", run.stdout).group(1)
+    deploy_id, status = re.search(r"deploy (\S+): HTTP (2\d\d)", run.stdout).groups()
     assert f'deploy_id = "{deploy_id}"' in injected
+    # The report's section 3 shows the answer the demo's notification got.
+    assert f"notification_status = {status}" in injected
+    summary = json.loads((tmp_path / "runbook-dev.json").read_text())
+    assert summary["trigger"]["status"] == int(status)
 
 
 def _stale_report(folder: Path) -> list[Path]:

@@ -10,7 +10,8 @@ from typing import ClassVar
 
 import pytest
 
-import runbook_lib as rb
+from runbook_lib.config import StackOutputs, load_config
+from runbook_lib.hooks import connect, connect_netlify, unreachable_for_netlify
 
 API_TOKEN = "nfp_fake_personal_access_token_123456"
 SITE = "3f8a2c1e-5b7d-4e9f-a1c3-2d4e6f8a0b1c"
@@ -87,7 +88,7 @@ def _body(url: str = URL) -> dict:
 def _connect(api_url, body=None, **kwargs):
     options = {"api_token": API_TOKEN, "api_url": api_url, "dry_run": False}
     options.update(kwargs)
-    return rb.connect_netlify(body or _body(), SITE, **options)
+    return connect_netlify(body or _body(), SITE, **options)
 
 
 def test_creates_the_hook_when_none_exists(netlify):
@@ -157,13 +158,55 @@ def test_api_errors_are_reported_not_raised(netlify):
 
 
 def test_connect_reads_token_and_api_url_from_the_environment(netlify):
-    config = rb.load_config(
+    config = load_config(
         "dev",
         environ={"NCW_WEBHOOK_URL": URL, "NCW_JWS_SECRET": JWS, "NCW_NETLIFY_SITE_ID": SITE},
-        stack_outputs=rb.StackOutputs(None, "n/a"),
+        stack_outputs=StackOutputs(None, "n/a"),
     )
     env = {"NETLIFY_AUTH_TOKEN": API_TOKEN, "NETLIFY_API_URL": netlify}
-    assert rb.connect(config, dry_run=True, environ=env).action == "dry-run"
-    result = rb.connect(config, dry_run=False, environ=env)
+    assert connect(config, dry_run=True, environ=env).action == "dry-run"
+    result = connect(config, dry_run=False, environ=env)
     assert result.action == "created"
     assert FakeNetlify.hooks[result.hook_id]["data"] == {"url": URL, "signature_secret": JWS}
+
+
+def test_against_the_local_stack_netlify_is_never_called(netlify):
+    """The local stack exports the real site's id: a hook there would point the real site at
+    this machine."""
+    env = {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:5000",
+        "NCW_WEBHOOK_URL": URL,
+        "NCW_JWS_SECRET": JWS,
+        "NCW_NETLIFY_SITE_ID": SITE,
+    }
+    config = load_config("dev", environ=env, stack_outputs=StackOutputs(None, "n/a"))
+    api = {"NETLIFY_AUTH_TOKEN": API_TOKEN, "NETLIFY_API_URL": netlify}
+    result = connect(config, dry_run=False, environ=api)
+    assert result.action == "skipped" and "AWS_ENDPOINT_URL is set" in result.message
+    assert FakeNetlify.calls == [] and FakeNetlify.hooks == {}
+    shown = connect(config, dry_run=True, environ=api)
+    assert shown.action == "dry-run" and "would not be sent to Netlify" in shown.message
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("http://lambda.example.com/webhooks/netlify?token=t", "not https"),
+        ("https://127.0.0.1:8080/webhooks/netlify?token=t", "not reachable"),
+        ("https://localhost/webhooks/netlify?token=t", "this machine"),
+        ("https://10.1.2.3/webhooks/netlify?token=t", "not reachable"),
+        ("https://192.168.0.10/webhooks/netlify?token=t", "not reachable"),
+        ("https://169.254.169.254/latest?token=t", "not reachable"),
+        ("https://[::1]:8443/webhooks/netlify?token=t", "not reachable"),
+        ("https://[fe80::1]/webhooks/netlify?token=t", "not reachable"),
+    ],
+)
+def test_a_webhook_url_netlify_cannot_reach_is_never_registered(netlify, url, why):
+    result = _connect(netlify, _body(url))
+    assert result.action == "skipped" and why in result.message
+    assert FakeNetlify.calls == [] and FakeNetlify.hooks == {}
+
+
+def test_a_public_https_host_name_is_registered(netlify):
+    assert unreachable_for_netlify(URL) is None
+    assert _connect(netlify).action == "created"

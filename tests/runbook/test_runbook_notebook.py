@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import ast
 import json
-import os
+import shutil
+import sys
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
 
-import runbook_lib as rb
 from local.stack import LocalStack
+from runbook_lib.config import ENV, NO_PULUMI
+from runbook_lib.notify import netlify_deploy_payload, send_deploy_notification
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOK = NOTEBOOKS / "runbook.ipynb"
@@ -24,6 +26,7 @@ PARAMETERS = {
     "webhook_url",
     "distribution_id",
     "deploy_id",
+    "notification_status",
     "wait_timeout_s",
     "poll_interval_s",
     "dry_run",
@@ -36,7 +39,7 @@ RUNBOOK_VARIABLES = (
     "AWS_ENDPOINT_URL",
     "NETLIFY_AUTH_TOKEN",
     "NETLIFY_API_URL",
-    *rb.ENV.values(),
+    *ENV.values(),
 )
 
 
@@ -73,7 +76,14 @@ def test_first_code_cell_holds_the_parameters_with_safe_defaults():
         values[node.targets[0].id] = ast.literal_eval(node.value)
     assert set(values) == PARAMETERS
     assert values["dry_run"] is True
-    for name in ("webhook_url", "aws_endpoint_url", "deploy_id", "stack", "summary_path"):
+    for name in (
+        "webhook_url",
+        "aws_endpoint_url",
+        "deploy_id",
+        "notification_status",
+        "stack",
+        "summary_path",
+    ):
         assert values[name] is None  # no secrets, no endpoints baked into the file
 
 
@@ -126,13 +136,20 @@ def _all_output_text(notebook) -> str:
 
 @pytest.fixture
 def clean_environment(monkeypatch):
+    """The kernel's environment: no stack variables, the pulumi CLI opted out of, and a PATH of
+    the venv's bin folder only (the kernel starts with its python), so that a pulumi CLI logged
+    in on this machine cannot turn a run into one against the real stack."""
     for name in RUNBOOK_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))
+    monkeypatch.setenv(NO_PULUMI, "1")
     return monkeypatch
 
 
 def test_runs_top_to_bottom_with_its_defaults_without_aws_or_secrets(tmp_path, clean_environment):
+    assert shutil.which("pulumi") is None
     summary, executed = _execute(tmp_path, "defaults")
+    assert NO_PULUMI in summary["pulumi_note"]
     assert summary["live"] is False
     assert summary["trigger"]["sent"] is False
     assert summary["verify"]["skipped"]
@@ -157,9 +174,17 @@ def local_environment(local_stack, clean_environment):
 
 def test_runbook_against_the_local_stack_sends_verifies_and_lists(tmp_path, local_environment):
     local = local_environment
+    token = local.rule.token.reveal()
+    token_less = local.webhook_url.split("?")[0]  # the token comes from NCW_WEBHOOK_URL
     summary, executed = _execute(
-        tmp_path, "local", wait_timeout_s=30, poll_interval_s=1, dry_run=False
+        tmp_path,
+        "local",
+        webhook_url=token_less,
+        wait_timeout_s=30,
+        poll_interval_s=1,
+        dry_run=False,
     )
+    assert token not in json.dumps(executed)  # neither parameters, metadata nor outputs
     assert summary["live"] is True
     trigger = summary["trigger"]
     assert trigger["sent"] and trigger["accepted"] and trigger["status"] == 202
@@ -174,23 +199,29 @@ def test_runbook_against_the_local_stack_sends_verifies_and_lists(tmp_path, loca
     assert summary["manual"]["created"] and summary["manual"]["invalidation_id"]
     assert summary["netlify"]["action"] == "dry-run"
     shown = _all_output_text(executed)
-    token = local.rule.token.reveal()
     assert token not in shown and local.jws_secret not in shown  # secrets are only masked
 
 
 def test_runbook_reports_a_deploy_the_caller_already_notified(tmp_path, local_environment):
     local = local_environment
-    payload = rb.netlify_deploy_payload(local.settings.netlify_site_id or "site")
-    sent = rb.send_deploy_notification(
+    payload = netlify_deploy_payload(local.settings.netlify_site_id or "site")
+    sent = send_deploy_notification(
         local.webhook_url, payload, jws_secret=local.jws_secret, host=local.webhook_host
     )
     assert sent.status == 202, sent.body
-    summary, _ = _execute(
-        tmp_path, "caller", deploy_id=payload["id"], wait_timeout_s=30, poll_interval_s=1
+    summary, executed = _execute(
+        tmp_path,
+        "caller",
+        deploy_id=payload["id"],
+        notification_status=sent.status,
+        wait_timeout_s=30,
+        poll_interval_s=1,
     )
     assert summary["trigger"]["sent"] is False and summary["trigger"]["deploy_id"] == payload["id"]
+    assert summary["trigger"]["status"] == 202
+    assert "as the caller reports it: **202 Accepted**" in _all_output_text(executed)
     assert summary["verify"]["completed"]
     assert summary["verify"]["invalidation_id"] == sent.invalidations[0]["invalidation_id"]
     assert summary["history"]["contains_verified"]
     assert summary["manual"]["dry_run"] and not summary["manual"]["created"]
-    assert os.environ["NCW_STACK"] == local.stack
+    assert summary["stack"] == local.stack
