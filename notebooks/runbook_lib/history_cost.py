@@ -181,6 +181,7 @@ def monthly_usage(history: pd.DataFrame, now: datetime | None = None) -> Monthly
 def history_chart(history: pd.DataFrame, now: datetime | None = None, days: int = 30):
     """Invalidations per day (last ``days``) and paths per month against the free 1,000."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     now = now or datetime.now(UTC)
     figure, (per_day, per_month) = plt.subplots(1, 2, figsize=(11, 3.5))
@@ -197,9 +198,12 @@ def history_chart(history: pd.DataFrame, now: datetime | None = None, days: int 
     per_day.set_title(f"Invalidations per day (last {days} days)")
     per_day.set_ylabel("invalidations")
     per_day.tick_params(axis="x", labelrotation=90, labelsize=7)
+    per_day.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.2 ticks
     months = history.assign(month=created.dt.strftime("%Y-%m")).groupby("month")["path_count"]
     monthly = months.sum().sort_index()
-    per_month.bar(monthly.index, monthly.values, color="#e07b39")
+    bars = per_month.bar(monthly.index, monthly.values, color="#e07b39")
+    # A few paths vanish against the 1,000 line: print each month's figure on its bar.
+    per_month.bar_label(bars, labels=[f"{int(v):,}" for v in monthly.values])
     per_month.axhline(FREE_PATHS_PER_MONTH, color="grey", linestyle="--", label="1,000 free paths")
     per_month.set_title("Paths per month (free tier is per account)")
     per_month.set_ylabel("paths")

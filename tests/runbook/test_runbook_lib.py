@@ -761,6 +761,8 @@ def test_history_chart_draws_days_and_months_with_the_free_line():
     per_day, per_month = figure.axes
     assert sum(bar.get_height() for bar in per_day.patches) == 1  # October is beyond 30 days
     assert [bar.get_height() for bar in per_month.patches] == [1, 3]
+    # Small monthly counts are printed on their bars, readable against the 1,000 line.
+    assert [text.get_text() for text in per_month.texts] == ["1", "3"]
     assert any(line.get_ydata()[0] == 1000 for line in per_month.get_lines())
     empty = history_chart(_history([]))
     assert "no invalidations yet" in empty.axes[0].texts[0].get_text()
