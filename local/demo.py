@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from infra.function_contract import webhook_settings
 from infra.stack_files import PROJECT_DIR
@@ -113,21 +114,6 @@ def find_invalidations(local: LocalStack, deploy_id: str) -> dict[str, Any]:
     return found
 
 
-@contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """``values`` in os.environ (a kernel inherits the environment of the process starting it)."""
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def run_runbook(
     local: LocalStack,
     deploy_id: str,
@@ -155,7 +141,8 @@ def run_runbook(
         "summary_path": str(report.summary),
     }
     error: Exception | None = None
-    with _environment(local.environment()):
+    # The kernel inherits the environment of the process that starts it.
+    with mock.patch.dict(os.environ, local.environment()):
         try:
             papermill.execute_notebook(
                 str(RUNBOOK),

@@ -34,7 +34,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from infra import naming
-from infra.function import MEMORY_MB
+from infra.function import MEMORY_MB, function_environment
 from infra.function_contract import webhook_settings
 from infra.rule import TOKEN_QUERY_KEY, WebhookRule
 from infra.runbook_env import RUNBOOK_ENV
@@ -337,13 +337,7 @@ class LocalStack:
 
     def function_environment(self) -> dict[str, str]:
         """What the function finds in its environment: its settings and a local AWS."""
-        env = webhook_settings.FunctionSettings(
-            distribution_ids=self.settings.distribution_ids,
-            secrets_parameter=self.secrets_parameter_name,
-            invalidation_paths=self.settings.invalidation_paths,
-            deploy_contexts=self.settings.deploy_contexts,
-            netlify_site_id=self.settings.netlify_site_id,
-        ).to_environment()
+        env = function_environment(self.settings, self.secrets_parameter_name)
         env.update(self.aws_environment())
         env.update(
             {
