@@ -43,7 +43,7 @@ class Edge(pulumi.ComponentResource):
         )
         # Look the shared listener up (and refuse a wrong one) before creating anything.
         shared = None
-        if settings.listener_arn is not None:
+        if settings.shared_listener:
             shared = self._shared_load_balancer(settings.listener_arn)
         self.certificate_arn = self._validated_certificate(settings.domain, zone.zone_id)
         self.listener_ready: list[pulumi.Resource] = []
