@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pulumi
 
 from infra.edge import Edge
@@ -13,7 +11,6 @@ from infra.netlify_hook import hook_body
 from infra.pulumi_config import StackConfig
 from infra.routing import Routing
 from infra.rule import WebhookRule
-from infra.settings import Secret
 
 
 class SiteWebhook(pulumi.ComponentResource):
@@ -47,17 +44,13 @@ class SiteWebhook(pulumi.ComponentResource):
             opts=child,
         )
 
-        # The rule as the local stack emulates it, carrying the token from the secret config.
+        # The rule as the local stack emulates it. Its token is the validated config secret;
+        # everything derived from it is wrapped as a secret Output before it reaches Pulumi.
         rule = WebhookRule.from_settings(settings)
-        secret_rule = config.webhook_token.apply(
-            lambda token: dataclasses.replace(rule, token=Secret(token))
-        )
         self.routing = Routing(
             f"{name}-routing",
             rule=rule,
-            token_condition_value=pulumi.Output.secret(
-                secret_rule.apply(lambda r: r.query_condition_value())
-            ),
+            token_condition_value=pulumi.Output.secret(rule.query_condition_value()),
             listener_arn=self.edge.listener_arn,
             listener_ready=self.edge.listener_ready,
             function=self.function.function,
@@ -65,7 +58,7 @@ class SiteWebhook(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.webhook_url = pulumi.Output.secret(secret_rule.apply(lambda r: r.url()))
+        self.webhook_url = pulumi.Output.secret(rule.url())
         self.netlify_hook = pulumi.Output.secret(
             pulumi.Output.all(self.webhook_url, config.netlify_jws_secret).apply(
                 lambda values: hook_body(values[0], values[1])
