@@ -1,9 +1,9 @@
 """Netlify deploy notification (via an Application Load Balancer) -> CloudFront invalidation.
 
-Lambda handler: ``handler.handler``. Each request's story is parse -> authenticate -> decide ->
-act -> respond; the decisions are pure functions of the request, the settings and the secrets,
-and every answer (refusals included) is an ``Answer`` value turned into the ALB's response
-shape by ``webhook_alb.respond``. The handler never raises.
+Lambda handler: ``function.handler.handler``. Each request's story is parse -> authenticate ->
+decide -> act -> respond; the decisions are pure functions of the request, the settings and the
+secrets, and every answer (refusals included) is an ``Answer`` value turned into the ALB's
+response shape by ``webhook_alb.respond``. The handler never raises.
 
 Per container, created at first use and kept: the settings (environment, validated once), the
 secrets (one SSM SecureString, decrypted once) and the boto3 clients. Nothing is created at
@@ -20,16 +20,18 @@ import os
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import boto3
-import webhook_settings
 from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotocoreConnectionError
-from webhook_alb import MAX_BODY_BYTES, AlbRequest, Answer, parse_event, respond
-from webhook_jws import signature_problem
-from webhook_settings import FunctionSecrets, FunctionSettings, SettingsError
+
+from . import webhook_settings
+from .webhook_alb import MAX_BODY_BYTES, AlbRequest, Answer, parse_event, respond
+from .webhook_jws import signature_problem
+from .webhook_settings import FunctionSecrets, FunctionSettings, SettingsError
 
 logger = logging.getLogger("webhook")
 
@@ -154,9 +156,12 @@ def reset_state(keep_clients: bool = False) -> None:
 
 def settings() -> FunctionSettings | SettingsError:
     """The settings from the environment, read and validated once per container."""
-    if _state.settings is None and _state.settings_error is None:
+    if _state.settings is not None:
+        return _state.settings
+    if _state.settings_error is None:
         try:
             _state.settings = webhook_settings.load_settings(os.environ)
+            return _state.settings
         except SettingsError as error:
             _state.settings_error = error
             # Once per container: every request will answer 500 until the setting is fixed.
@@ -166,7 +171,8 @@ def settings() -> FunctionSettings | SettingsError:
                 error.problem,
                 extra={"outcome": "misconfigured", "variable": error.variable},
             )
-    return _state.settings or _state.settings_error
+            return error
+    return _state.settings_error
 
 
 def _client(service: str, config: Config):
@@ -198,7 +204,7 @@ def _secrets(parameter: str) -> FunctionSecrets | Answer:
     variable = webhook_settings.ENV_SECRETS_PARAMETER
     try:
         response = ssm_client().get_parameter(Name=parameter, WithDecryption=True)
-        _state.secrets = webhook_settings.parse_secrets(response["Parameter"]["Value"])
+        secrets = webhook_settings.parse_secrets(response["Parameter"]["Value"])
     except (ClientError, BotocoreConnectionError, HTTPClientError) as error:
         code = _error_code(error)
         logger.error(
@@ -220,6 +226,7 @@ def _secrets(parameter: str) -> FunctionSecrets | Answer:
             f"{variable}: the parameter cannot be read ({code})",
             {"variable": variable},
         )
+        return _state.secrets_error
     except SettingsError as error:
         logger.error(
             "bad secrets parameter %s: %s",
@@ -228,7 +235,9 @@ def _secrets(parameter: str) -> FunctionSecrets | Answer:
             extra={"outcome": "misconfigured", "variable": variable},
         )
         _state.secrets_error = Answer(500, "error", str(error), {"variable": variable})
-    return _state.secrets or _state.secrets_error
+        return _state.secrets_error
+    _state.secrets = secrets
+    return secrets
 
 
 # -- decisions (pure) ---------------------------------------------------------------------------
@@ -347,7 +356,7 @@ class Budget:
     """The time this invocation has left, from the Lambda context when there is one."""
 
     def __init__(self, context: object) -> None:
-        getter = getattr(context, "get_remaining_time_in_millis", None)
+        getter: Callable[[], float] | None = getattr(context, "get_remaining_time_in_millis", None)
         self._getter = getter if callable(getter) else None
         self._deadline = time.monotonic() + DEFAULT_BUDGET_MS / 1000
 

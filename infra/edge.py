@@ -17,6 +17,13 @@ TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 NOT_FOUND_BODY = "Not found"
 
 
+def _issued(value: str | None, what: str) -> str:
+    """A field of the certificate's DNS validation option, which ACM fills in once it exists."""
+    if not value:
+        raise ValueError(f"ACM returned no DNS validation {what} for the certificate")
+    return value
+
+
 class Edge(pulumi.ComponentResource):
     """Certificate, DNS and the HTTPS listener the site's rule is added to.
 
@@ -42,16 +49,17 @@ class Edge(pulumi.ComponentResource):
             name=settings.hosted_zone, private_zone=False, opts=self._invoke
         )
         # Look the shared listener up (and refuse a wrong one) before creating anything.
+        listener_arn = settings.listener_arn  # set: a shared ALB; None: the site's own
         shared = None
-        if settings.shared_listener:
-            shared = self._shared_load_balancer(settings.listener_arn)
+        if listener_arn is not None:
+            shared = self._shared_load_balancer(listener_arn)
         self.certificate_arn = self._validated_certificate(settings.domain, zone.zone_id)
         self.listener_ready: list[pulumi.Resource] = []
 
-        if shared is None:
+        if listener_arn is None or shared is None:
             dns_name, lb_zone_id = self._own_load_balancer(settings)
         else:
-            dns_name, lb_zone_id = self._attach_to_shared_listener(settings.listener_arn, shared)
+            dns_name, lb_zone_id = self._attach_to_shared_listener(listener_arn, shared)
         self.load_balancer_dns_name = pulumi.Output.from_input(dns_name)
 
         self.alias = aws.route53.Record(
@@ -84,9 +92,9 @@ class Edge(pulumi.ComponentResource):
         self.validation_record = aws.route53.Record(
             f"{self._name}-cert-validation",
             zone_id=zone_id,
-            name=option.apply(lambda o: o.resource_record_name),
-            type=option.apply(lambda o: o.resource_record_type),
-            records=[option.apply(lambda o: o.resource_record_value)],
+            name=option.apply(lambda o: _issued(o.resource_record_name, "record name")),
+            type=option.apply(lambda o: _issued(o.resource_record_type, "record type")),
+            records=[option.apply(lambda o: _issued(o.resource_record_value, "record value"))],
             ttl=60,
             allow_overwrite=True,
             opts=self._child,

@@ -9,13 +9,16 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
+import function
+from function import webhook_settings
 from infra import naming
-from infra.function_contract import FUNCTION_DIR, webhook_settings
 from infra.settings import SiteSettings
 
 RUNTIME = "python3.13"
 ARCHITECTURE = "arm64"
-HANDLER = "handler.handler"
+# The archive holds the package folder itself, so the handler is named by its package path.
+FUNCTION_DIR = Path(function.__file__).resolve().parent
+HANDLER = "function.handler.handler"
 TIMEOUT_SECONDS = 30
 MEMORY_MB = 256
 
@@ -90,14 +93,14 @@ def function_environment(settings: SiteSettings, parameter_name: str) -> dict[st
 
 
 def function_code(folder: Path = FUNCTION_DIR) -> pulumi.AssetArchive:
-    """Every file of ``function/`` at the archive root, without caches."""
+    """Every file of ``function/`` under ``function/`` in the archive, without caches."""
     files = sorted(
         path
         for path in folder.rglob("*")
         if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
     )
     return pulumi.AssetArchive(
-        {path.relative_to(folder).as_posix(): pulumi.FileAsset(str(path)) for path in files}
+        {path.relative_to(folder.parent).as_posix(): pulumi.FileAsset(str(path)) for path in files}
     )
 
 

@@ -7,10 +7,13 @@ stand-in listener, so the two cannot drift apart.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from infra.function_contract import webhook_settings
+from function import webhook_settings
 from infra.settings import Secret, SiteSettings
+
+if TYPE_CHECKING:  # types only: the local stack evaluates the same list without Pulumi loaded
+    from pulumi_aws.lb import ListenerRuleConditionArgsDict
 
 # The handler reads the token from this query parameter; the rule filters on the same one.
 TOKEN_QUERY_KEY = webhook_settings.TOKEN_QUERY_PARAMETER
@@ -37,7 +40,7 @@ class WebhookRule:
             priority=settings.rule_priority,
         )
 
-    def conditions(self, token_value: Any) -> list[dict[str, Any]]:
+    def conditions(self, token_value: Any) -> list[ListenerRuleConditionArgsDict]:
         """The rule's conditions in pulumi-aws ``ListenerRule`` input shape, as plain dicts.
 
         ``token_value`` is the ``token`` query-string value as the rule holds it: escaped

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from infra.function_contract import webhook_settings
+from function import webhook_settings
 
 PROJECT = "netlify-cloudfront-webhook"
 

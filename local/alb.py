@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from typing import Any
 
 from infra.rule import WebhookRule
 
@@ -96,7 +97,7 @@ def _query_strings_match(pairs: list[dict], raw_query: str) -> bool:
 
 
 def conditions_match(
-    conditions: Iterable[dict], host: str | None, path: str, raw_query: str
+    conditions: Iterable[Mapping[str, Any]], host: str | None, path: str, raw_query: str
 ) -> bool:
     """Whether a request meets every condition (pulumi-aws ``ListenerRule`` input shape).
 

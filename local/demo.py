@@ -27,9 +27,11 @@ from pathlib import Path
 from typing import Any
 from unittest import mock
 
-from infra.function_contract import webhook_settings
+from function import webhook_settings
 from infra.stack_files import PROJECT_DIR
 from local.stack import LocalStack
+from runbook_lib.notify import netlify_deploy_payload, send_deploy_notification
+from runbook_lib.verification import find_invalidation
 
 NOTEBOOKS_DIR = PROJECT_DIR / "notebooks"
 RUNBOOK = NOTEBOOKS_DIR / "runbook.ipynb"
@@ -78,21 +80,11 @@ def _step(title: str) -> Iterator[None]:
     _say(f"    done in {time.monotonic() - started:.1f} s")
 
 
-def runbook_lib():
-    """The runbook's package (``notebooks/runbook_lib/``), imported as the notebook does."""
-    if str(NOTEBOOKS_DIR) not in sys.path:
-        sys.path.insert(0, str(NOTEBOOKS_DIR))
-    import runbook_lib
-
-    return runbook_lib
-
-
 def send_notification(local: LocalStack) -> tuple[str, object]:
     """Send a signed "deploy succeeded" notification; returns (deploy id, HTTP result)."""
-    lib = runbook_lib()
     site_id = local.settings.netlify_site_id or str(uuid.uuid4())
-    payload = lib.netlify_deploy_payload(site_id)
-    result = lib.send_deploy_notification(
+    payload = netlify_deploy_payload(site_id)
+    result = send_deploy_notification(
         local.webhook_url, payload, jws_secret=local.jws_secret, host=local.webhook_host
     )
     return payload["id"], result
@@ -101,9 +93,6 @@ def send_notification(local: LocalStack) -> tuple[str, object]:
 def find_invalidations(local: LocalStack, deploy_id: str) -> dict[str, Any]:
     """The invalidation made for ``deploy_id`` on each distribution, found as the runbook does
     (``runbook_lib.verification.find_invalidation``, by caller reference)."""
-    runbook_lib()  # puts notebooks/ on sys.path
-    from runbook_lib.verification import find_invalidation
-
     reference = webhook_settings.caller_reference(deploy_id, local.settings.invalidation_paths)
     cloudfront = local.client("cloudfront")
     found: dict[str, Any] = {}
@@ -269,7 +258,7 @@ def demo(stack: str, out_dir: Path, wait_timeout_s: int) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    summary = __doc__.split("\n")[0]
+    summary = (__doc__ or "").split("\n")[0]
     parser = argparse.ArgumentParser(prog="python -m local.demo", description=summary)
     parser.add_argument("--stack", default="dev", help="stack config Pulumi.<stack>.yaml")
     parser.add_argument(

@@ -9,7 +9,6 @@ CloudWatch log group as Lambda's JSON log format writes them, so the runbook rea
 
 from __future__ import annotations
 
-import importlib
 import json
 import logging
 import re
@@ -23,27 +22,38 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
+from function import handler as handler_module
 from infra.edge import NOT_FOUND_BODY
 from infra.function import MEMORY_MB, TIMEOUT_SECONDS
-from infra.function_contract import FUNCTION_DIR
+from infra.rule import WebhookRule
 from local import alb
-
-if TYPE_CHECKING:
-    from local.stack import LocalStack
 
 FUNCTION_TIMEOUT_S = TIMEOUT_SECONDS  # the function's timeout in the Pulumi program
 _NOT_FOUND_BODY = NOT_FOUND_BODY.encode()  # the HTTPS listener's fixed-response default action
 _log = logging.getLogger("local.listener")
 
 
-def load_handler_module():
-    """``function/handler.py``, imported flat as Lambda imports it (``handler.handler``)."""
-    if str(FUNCTION_DIR) not in sys.path:
-        sys.path.insert(0, str(FUNCTION_DIR))
-    return importlib.import_module("handler")
+class ListenerSite(Protocol):
+    """What the listener needs of the local stack it fronts (``local.stack.LocalStack``)."""
+
+    region: str
+    account_id: str
+    rule: WebhookRule
+
+    @property
+    def function_name(self) -> str: ...
+
+    @property
+    def log_group_name(self) -> str: ...
+
+    @property
+    def target_group_arn(self) -> str: ...
+
+    def client(self, service: str) -> Any: ...
 
 
 class LambdaContext:
@@ -127,7 +137,7 @@ class InvocationLogHandler(logging.Handler):
 class CloudWatchWriter:
     """Writes an invocation's records to the function's log group, one stream per listener."""
 
-    def __init__(self, local: LocalStack) -> None:
+    def __init__(self, local: ListenerSite) -> None:
         self._logs = local.client("logs")
         self._group = local.log_group_name
         day = datetime.now(UTC).strftime("%Y/%m/%d")
@@ -164,7 +174,7 @@ class LocalListener:
 
     def __init__(
         self,
-        local: LocalStack,
+        local: ListenerSite,
         *,
         multi_value_headers: bool = False,
         invoke: Callable[[dict, LambdaContext], Any] | None = None,
@@ -174,7 +184,7 @@ class LocalListener:
         self.multi_value_headers = multi_value_headers
         self.timeout_s = timeout_s
         self._invoke = invoke
-        self._handler_module = None
+        self._handler_module: ModuleType | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._log_handler = InvocationLogHandler(level=logging.DEBUG)
@@ -195,7 +205,7 @@ class LocalListener:
 
     def _start(self) -> None:
         if self._invoke is None:
-            self._handler_module = load_handler_module()
+            self._handler_module = handler_module
             self._reset_function_state()
         self._writer = CloudWatchWriter(self.local)
         root = logging.getLogger()
@@ -259,9 +269,8 @@ class LocalListener:
         _current.request_id, _current.records = request_id, records
         started = time.monotonic()
         try:
-            if self._invoke is not None:
-                return self._invoke(event, context)
-            return self._handler_module.handler(event, context)
+            call = self._invoke or handler_module.handler
+            return call(event, context)
         except Exception:
             _log_invocation_error(request_id)
             raise

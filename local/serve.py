@@ -66,7 +66,7 @@ def serve(stack: str, stop: threading.Event) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    summary = __doc__.split("\n")[0]
+    summary = (__doc__ or "").split("\n")[0]
     parser = argparse.ArgumentParser(prog="python -m local.serve", description=summary)
     parser.add_argument("--stack", default="dev", help="stack config Pulumi.<stack>.yaml")
     args = parser.parse_args(argv)

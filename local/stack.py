@@ -33,9 +33,9 @@ from typing import Any
 import boto3
 from moto.server import ThreadedMotoServer
 
+from function import webhook_settings
 from infra import naming
 from infra.function import MEMORY_MB, function_environment
-from infra.function_contract import webhook_settings
 from infra.rule import TOKEN_QUERY_KEY, WebhookRule
 from infra.runbook_env import RUNBOOK_ENV
 from infra.settings import (
@@ -46,6 +46,7 @@ from infra.settings import (
     parse_site_config,
 )
 from infra.stack_files import PROJECT_DIR, load_stack_files
+from local.listener import LocalListener
 
 DEFAULT_REGION = "us-east-1"
 # Fake credentials: the local stack never talks to a real AWS account.
@@ -178,7 +179,8 @@ def _give_distribution_id(moto_arn: str, wanted_id: str) -> None:
     backend.distributions[wanted_id] = dist
     # moto keeps an S3 origin's OriginAccessIdentity but does not return S3OriginConfig; give
     # the origin the attribute its serializer looks for, so readers can tell S3 from custom.
-    for origin in dist.distribution_config.Origins["Items"]:
+    config: Any = dist.distribution_config  # moto's own attribute names, not typed in moto
+    for origin in config.Origins["Items"]:
         if not hasattr(origin, "custom_origin_config") and ".s3." in origin.domain_name:
             origin.s3_origin_config = {"OriginAccessIdentity": origin.s3_access_identity}
     if tags:
@@ -244,8 +246,6 @@ class LocalStack:
         return local
 
     def _start(self, *, multi_value_headers: bool, invoke: Any) -> None:
-        from local.listener import LocalListener
-
         werkzeug = logging.getLogger("werkzeug")  # moto's server logs every request at INFO
         self._werkzeug_level = werkzeug.level
         werkzeug.setLevel(logging.WARNING)

@@ -1,17 +1,12 @@
-"""Shared test setup: fake AWS credentials (never a real account) and import paths."""
+"""Shared test setup: fake AWS credentials (never a real account).
+
+The project is installed into venv/ in editable mode, so tests import every part by its package
+name (``function.handler``, ``infra.settings``, ``runbook_lib``, ``tests.function.*``).
+"""
 
 from __future__ import annotations
 
 import os
-import sys
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-# function/ ships as a bare folder whose modules import each other flat; notebooks/ holds the
-# runbook's module. Tests import both the way their runtimes do.
-for folder in (ROOT / "function", ROOT / "notebooks", ROOT):
-    if str(folder) not in sys.path:
-        sys.path.insert(0, str(folder))
 
 # Set before any boto3 client exists, so nothing can reach a real AWS account.
 for name, value in {

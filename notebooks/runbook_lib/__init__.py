@@ -7,9 +7,10 @@ same functions with moto, a fake clock and a local fake of Netlify's API.
 One module a concern, in the notebook's order: ``config`` (where settings come from), ``aws``,
 ``where`` (section 1), ``health`` (2), ``notify`` (3), ``verification`` (4), ``history_cost``
 (5), ``invalidate`` (6), ``logs`` and ``answers`` (7), ``hooks`` (8), then ``summary`` and
-``display``; ``masking`` keeps secrets out of all of them and ``repo`` reaches the function's
-rules and ``infra``. The package exports what the notebook's cells call (``rb.*``) and what
-``local/demo.py`` sends notifications with; anything else is imported from its module.
+``display``; ``masking`` keeps secrets out of all of them. The function's rules and ``infra``
+are imported by package name (the project is installed editable). The package exports what the
+notebook's cells call (``rb.*``) and what ``local/demo.py`` sends notifications with; anything
+else is imported from its module.
 """
 
 from runbook_lib.answers import answers_table

@@ -23,7 +23,7 @@ class AwsClients:
 
     @cached_property
     def _session(self):
-        import boto3
+        import boto3.session
 
         return boto3.session.Session(region_name=self.config.region)
 

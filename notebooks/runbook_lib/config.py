@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runbook_lib.repo import JWS_SECRET_DATA_KEY, REPO_ROOT, RUNBOOK_ENV, webhook_settings
+from function import webhook_settings
+from infra.netlify_hook import JWS_SECRET_DATA_KEY
+from infra.runbook_env import RUNBOOK_ENV
+from infra.stack_files import PROJECT_DIR as REPO_ROOT
 
 DEFAULT_REGION = "us-east-1"
 # Set (to anything but "" or "0") to never run the pulumi CLI: tests and CI, where a logged-in

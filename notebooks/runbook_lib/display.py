@@ -42,6 +42,7 @@ def show(*items: Any) -> None:
         elif hasattr(item, "markdown"):
             display(Markdown(item.markdown()))
             table = getattr(item, "table", None)
+            tables: list[Any]
             if callable(table):
                 tables = [table()]
             elif isinstance(table, pd.DataFrame):

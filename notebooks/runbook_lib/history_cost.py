@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 
@@ -162,7 +162,7 @@ def monthly_usage(history: pd.DataFrame, now: datetime | None = None) -> Monthly
     else:
         created = pd.to_datetime(history["created"], utc=True)
         this_month = history[created.dt.strftime("%Y-%m") == month]
-    paths = int(this_month["path_count"].sum()) if not this_month.empty else 0
+    paths = sum(int(count) for count in this_month["path_count"])
     return MonthlyUsage(
         month=month,
         invalidations=len(this_month),
@@ -191,7 +191,8 @@ def history_chart(history: pd.DataFrame, now: datetime | None = None, days: int 
             axis.set_axis_off()
         return figure
     created = pd.to_datetime(history["created"], utc=True)
-    start = (pd.Timestamp(now).tz_convert("UTC") - pd.Timedelta(days=days - 1)).normalize()
+    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = pd.Timestamp(midnight - timedelta(days=days - 1))
     day_index = pd.date_range(start, periods=days, freq="D", tz="UTC")
     counts = created.dt.normalize().value_counts().reindex(day_index, fill_value=0)
     per_day.bar(counts.index.strftime("%m-%d"), counts.values, color="#2b7bb9")
@@ -200,7 +201,7 @@ def history_chart(history: pd.DataFrame, now: datetime | None = None, days: int 
     per_day.tick_params(axis="x", labelrotation=90, labelsize=7)
     per_day.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.2 ticks
     months = history.assign(month=created.dt.strftime("%Y-%m")).groupby("month")["path_count"]
-    monthly = months.sum().sort_index()
+    monthly = pd.Series(months.sum()).sort_index()
     bars = per_month.bar(monthly.index, monthly.values, color="#e07b39")
     # A few paths vanish against the 1,000 line: print each month's figure on its bar.
     per_month.bar_label(bars, labels=[f"{int(v):,}" for v in monthly.values])

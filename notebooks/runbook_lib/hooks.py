@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from infra import netlify_hook
 from runbook_lib.config import RunbookConfig
 from runbook_lib.masking import mask_hook, mask_text
-from runbook_lib.repo import netlify_hook
 
 NETLIFY_API_URL = "https://api.netlify.com/api/v1"
 

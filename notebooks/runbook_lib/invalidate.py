@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from function import webhook_settings
 from runbook_lib.aws import AwsClients, error_text
 from runbook_lib.config import RunbookConfig
 from runbook_lib.history_cost import FREE_PATHS_PER_MONTH, PRICE_PER_PATH_USD, USD
-from runbook_lib.repo import webhook_settings
 
 
 def manual_reference(paths: Iterable[str], now: datetime | None = None) -> str:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from runbook_lib.repo import JWS_SECRET_DATA_KEY
+from infra.netlify_hook import JWS_SECRET_DATA_KEY
 
 _SECRET_QUERY = re.compile(
     r"(?P<key>(?:^|[?&;])(?:token|secret|signature|key|access_token)=)(?P<value>[^&#;\s]*)",

@@ -23,10 +23,10 @@ from typing import Any
 
 import jwt
 
+from infra.netlify_hook import EVENT as NETLIFY_EVENT
 from runbook_lib.answers import explain_answer
 from runbook_lib.config import RunbookConfig
 from runbook_lib.masking import mask_text, mask_url
-from runbook_lib.repo import NETLIFY_EVENT
 
 
 def netlify_deploy_payload(

@@ -25,7 +25,7 @@ from runbook_lib.verification import VerifyResult
 
 def _plain(value: Any) -> Any:
     if isinstance(value, pd.DataFrame):
-        return json.loads(value.to_json(orient="records", date_format="iso"))
+        return json.loads(value.to_json(orient="records", date_format="iso") or "[]")
     if hasattr(value, "__dataclass_fields__"):
         return {key: _plain(val) for key, val in asdict(value).items()}
     if isinstance(value, dict):

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from function.webhook_settings import caller_reference
 from runbook_lib.aws import AwsClients, cloudfront_items, error_text, newest_invalidations
 from runbook_lib.config import RunbookConfig
 from runbook_lib.display import skipped_or_failed
-from runbook_lib.repo import caller_reference
 
 
 def is_completed(status: str | None) -> bool:

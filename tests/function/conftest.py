@@ -6,17 +6,17 @@ import uuid
 from dataclasses import dataclass
 
 import boto3
-import handler
 import pytest
-import webhook_settings
-from function_testkit import (
+from moto import mock_aws
+
+from function import handler, webhook_settings
+from tests.function.function_testkit import (
     DISTRIBUTION_CONFIG,
     JWS_SECRET,
     SECRETS_PARAMETER,
     TOKEN,
     FakeContext,
 )
-from moto import mock_aws
 
 
 @dataclass

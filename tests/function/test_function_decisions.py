@@ -9,11 +9,11 @@ import base64
 import json
 from urllib.parse import quote
 
-import handler
 import jwt
 import pytest
-import webhook_settings
-from function_testkit import (
+
+from function import handler, webhook_settings
+from tests.function.function_testkit import (
     ENCODED_FIXTURE_TOKEN,
     FIXTURE_DEPLOY_ID,
     FIXTURE_SITE_ID,

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import boto3
-import handler
 import pytest
-import webhook_settings
-from function_testkit import (
+from moto.server import ThreadedMotoServer
+
+from function import handler, webhook_settings
+from tests.function.function_testkit import (
     DISTRIBUTION_CONFIG,
     FIXTURE_DEPLOY_ID,
     SECRETS_PARAMETER,
@@ -16,7 +17,6 @@ from function_testkit import (
     FakeContext,
     request,
 )
-from moto.server import ThreadedMotoServer
 
 
 @pytest.fixture

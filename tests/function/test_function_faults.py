@@ -10,11 +10,11 @@ import datetime
 import logging
 from functools import partial
 
-import handler
 import pytest
-import webhook_settings
 from botocore.stub import Stubber
-from function_testkit import (
+
+from function import handler, webhook_settings
+from tests.function.function_testkit import (
     FIXTURE_DEPLOY_ID,
     SECRETS_PARAMETER,
     FakeContext,

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 
-import handler
 import pytest
-from function_testkit import (
+
+from function import handler
+from tests.function.function_testkit import (
     BUILD_LOG_TOKEN,
     JWS_SECRET,
     TOKEN,

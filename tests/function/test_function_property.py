@@ -11,11 +11,12 @@ import base64
 import json
 from urllib.parse import quote, unquote
 
-import handler
 import pytest
-from function_testkit import TOKEN, assert_alb_response, sign
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+
+from function import handler
+from tests.function.function_testkit import TOKEN, assert_alb_response, sign
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 

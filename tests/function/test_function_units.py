@@ -5,16 +5,15 @@ from __future__ import annotations
 import hashlib
 import time
 
-import handler
 import jwt
 import pytest
-import webhook_jws
 from botocore.retries.standard import ExponentialBackoff
-from function_testkit import JWS_SECRET, assert_alb_response, load_event, sign
-from webhook_alb import Answer, parse_event, respond
-from webhook_settings import FunctionSettings, SettingsError, parse_secrets, secrets_value
 
+from function import handler, webhook_jws
+from function.webhook_alb import Answer, parse_event, respond
+from function.webhook_settings import FunctionSettings, SettingsError, parse_secrets, secrets_value
 from infra.function import TIMEOUT_SECONDS  # the Lambda timeout the program sets
+from tests.function.function_testkit import JWS_SECRET, assert_alb_response, load_event, sign
 
 pytestmark = pytest.mark.filterwarnings("ignore::jwt.warnings.InsecureKeyLengthWarning")
 

@@ -8,9 +8,9 @@ their own stack live in a module that uses neither (``test_local_stack_lifecycle
 from __future__ import annotations
 
 import pytest
-from local_helpers import TEST_JWS_SECRET, TEST_TOKEN, RecordingFunction
 
 from local.stack import LocalStack
+from tests.local.local_helpers import TEST_JWS_SECRET, TEST_TOKEN, RecordingFunction
 
 
 @pytest.fixture(scope="module")

@@ -5,9 +5,8 @@ from __future__ import annotations
 import time
 import urllib.parse
 
-from local_helpers import TEST_TOKEN, deploy_body, request, signed_headers
-
-from infra.function_contract import webhook_settings
+from function import webhook_settings
+from tests.local.local_helpers import TEST_TOKEN, deploy_body, request, signed_headers
 
 
 def test_a_signed_notification_makes_the_function_invalidate(handler_stack):

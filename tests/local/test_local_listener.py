@@ -8,7 +8,8 @@ import socket
 import uuid
 
 import pytest
-from local_helpers import TEST_TOKEN, request
+
+from tests.local.local_helpers import TEST_TOKEN, request
 
 
 def test_the_right_request_gets_the_functions_answer(stub_stack, recording_function):

@@ -9,11 +9,10 @@ from __future__ import annotations
 import json
 import os
 
-from local_helpers import TEST_JWS_SECRET, TEST_TOKEN
-
+from function import webhook_settings
 from infra import naming
-from infra.function_contract import webhook_settings
 from infra.stack_files import load_stack_files
+from tests.local.local_helpers import TEST_JWS_SECRET, TEST_TOKEN
 
 DEV = load_stack_files("dev")
 DEV_IDS = json.loads(DEV.values["distributionIds"])

@@ -13,7 +13,11 @@ import socket
 import urllib.parse
 
 import pytest
-from local_helpers import (
+
+from infra.stack_files import load_stack_files
+from local import listener as listener_module
+from local.stack import LocalStack, LocalStackAlreadyRunning
+from tests.local.local_helpers import (
     TEST_JWS_SECRET,
     TEST_TOKEN,
     RecordingFunction,
@@ -21,10 +25,6 @@ from local_helpers import (
     request,
     signed_headers,
 )
-
-from infra.stack_files import load_stack_files
-from local import listener as listener_module
-from local.stack import LocalStack, LocalStackAlreadyRunning
 
 DEV_IDS = json.loads(load_stack_files("dev").values["distributionIds"])
 

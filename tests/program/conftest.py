@@ -14,7 +14,7 @@ with warnings.catch_warnings():
     import pulumi_aws as aws
 
     _ = (aws.lambda_.Function, aws.ec2.SecurityGroup)
-from program_harness import SHARED_LISTENER_ARN, ProgramRun, run_program
+from tests.program.program_harness import SHARED_LISTENER_ARN, ProgramRun, run_program
 
 
 @pytest.fixture(scope="session")

@@ -6,11 +6,11 @@ import shutil
 
 import pulumi
 import pytest
-from program_harness import SHARED_LISTENER_ARN, TEST_TOKEN, dev_config, run_program
 
-from infra.function_contract import webhook_settings
+from function import webhook_settings
 from infra.settings import ConfigError, parse_site_config
 from infra.stack_files import PROJECT_DIR, load_stack_files, schema_defaults
+from tests.program.program_harness import SHARED_LISTENER_ARN, TEST_TOKEN, dev_config, run_program
 
 VPC = "vpc-0123456789abcdef0"
 SUBNET_A = "subnet-0123456789abcdef0"

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 
-from program_harness import (
+from infra.rule import WebhookRule
+from infra.settings import parse_site_config
+from infra.stack_files import load_stack_files
+from tests.program.program_harness import (
     ALB_ZONE_ID,
     DEFAULT_SUBNETS,
     DEFAULT_VPC_ID,
@@ -12,10 +15,6 @@ from program_harness import (
     ZONE_ID,
     run_program,
 )
-
-from infra.rule import WebhookRule
-from infra.settings import parse_site_config
-from infra.stack_files import load_stack_files
 
 LB = "aws:lb/loadBalancer:LoadBalancer"
 LISTENER = "aws:lb/listener:Listener"

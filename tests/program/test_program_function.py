@@ -6,7 +6,10 @@ import json
 import re
 
 import pytest
-from program_harness import (
+
+from function import webhook_settings
+from infra import naming
+from tests.program.program_harness import (
     ACCOUNT_ID,
     PARAMETER_VERSION,
     REGION,
@@ -15,9 +18,6 @@ from program_harness import (
     is_secret_wrapper,
     run_program,
 )
-
-from infra import naming
-from infra.function_contract import webhook_settings
 
 FUNCTION = "aws:lambda/function:Function"
 ROLE = "aws:iam/role:Role"
@@ -40,14 +40,16 @@ def test_lambda_runs_python313_on_arm64_with_the_handler(own_alb_run):
     function = own_alb_run.one(FUNCTION).plain
     assert function["runtime"] == "python3.13"
     assert function["architectures"] == ["arm64"]
-    assert function["handler"] == "handler.handler"
+    assert function["handler"] == "function.handler.handler"
     assert function["name"] == own_alb_run.outputs["function_name"]
 
 
 def test_lambda_code_is_the_function_folder_without_caches(own_alb_run):
     code = own_alb_run.one(FUNCTION).inputs["code"]
     names = set(code.assets)
-    assert {"handler.py", "webhook_settings.py"} <= names  # at the archive root
+    # The package folder itself, so Lambda imports function.handler as the tests do.
+    assert {"function/__init__.py", "function/handler.py", "function/webhook_settings.py"} <= names
+    assert all(name.startswith("function/") for name in names)
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
 
 

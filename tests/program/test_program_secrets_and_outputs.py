@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from program_harness import TEST_JWS_SECRET, TEST_TOKEN, plain_strings
+
+from tests.program.program_harness import TEST_JWS_SECRET, TEST_TOKEN, plain_strings
 
 OUTPUT_NAMES = {
     "webhook_url",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from program_harness import (
+from tests.program.program_harness import (
     ALB_ZONE_ID,
     SHARED_HTTP_LISTENER_ARN,
     SHARED_LB_ARN,

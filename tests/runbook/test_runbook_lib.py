@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 from moto.cloudfront.models import cloudfront_backends
 from moto.core import DEFAULT_ACCOUNT_ID
-from webhook_settings import caller_reference
 
+from function.webhook_settings import caller_reference
 from runbook_lib import config as rb_config
 from runbook_lib.answers import answers_table, explain_answer
 from runbook_lib.config import (
