@@ -2,11 +2,14 @@
 
 Run with ``make bench`` (``venv/bin/python -m bench``). Not a test: it prints figures and exits 0.
 
-1. Warm latency: a moto server on 127.0.0.1 (a free port) stands in for CloudFront and SSM; the
-   same authenticated, signed request goes to ``handler.handler`` and to ``bench.baseline``
-   (new boto3 clients on every call, nothing cached), interleaved, after a warm-up.
+1. Warm latency: a moto server on 127.0.0.1 (a free port) stands in for SSM, SQS and CloudFront;
+   the same authenticated, signed request goes to the ingest (``function.handler.handler``: one
+   SendMessageBatch) and to ``bench.baseline`` (the original recipe: new boto3 clients on every
+   call, nothing cached, CreateInvalidation inside the request), interleaved, after a warm-up.
    Target: ours <= 0.5x the baseline's median.
-2. Cold import: ``import handler`` versus ``import boto3`` alone, each timed inside a fresh
+3. The pipeline on the local stack (``bench/pipeline.py``): from the POST to the worker's
+   CreateInvalidation, median and p95.
+2. Cold import: ``import function.handler`` versus ``import boto3`` alone, each timed inside a fresh
    interpreter, alternating, several runs. Measured twice: with the function's bytecode cached,
    and compiled from source as in a Lambda package without ``.pyc`` files. Target: <= 1.15.
 """
@@ -138,7 +141,10 @@ def warm_latency() -> tuple[float, float]:
             Type="SecureString",
             Value=json.dumps({"token": TOKEN, "jws_secret": JWS_SECRET}),
         )
-        os.environ.update(DISTRIBUTION_IDS=distribution_id, SECRETS_PARAMETER=PARAMETER)
+        queue_url = boto3.client("sqs").create_queue(QueueName="bench-invalidations")["QueueUrl"]
+        os.environ.update(
+            DISTRIBUTION_IDS=distribution_id, SECRETS_PARAMETER=PARAMETER, QUEUE_URL=queue_url
+        )
 
         from bench import baseline
         from function import handler
@@ -203,9 +209,11 @@ def cold_import(compile_from_source: bool) -> tuple[float, float]:
 
 
 def main() -> int:
+    from bench import pipeline
+
     print("Warm per-request latency (moto server on 127.0.0.1, same signed request)")
     ours, naive = warm_latency()
-    print(f"  handler.handler          median {ours * 1000:8.2f} ms  ({ROUNDS} requests)")
+    print(f"  function.handler.handler median {ours * 1000:8.2f} ms  ({ROUNDS} requests)")
     print(f"  naive baseline           median {naive * 1000:8.2f} ms  ({ROUNDS} requests)")
     verdict = "meets" if ours / naive <= 0.5 else "MISSES"
     print(f"  ratio ours/baseline      {ours / naive:8.3f}     ({verdict} the 0.5x target)")
@@ -222,6 +230,8 @@ def main() -> int:
         print(f"    import function.handler median {ours_s * 1000:8.2f} ms")
         print(f"    import boto3 alone     median {boto_s * 1000:8.2f} ms")
         print(f"    ratio                  {ours_s / boto_s:8.3f}     ({verdict} the 1.15 target)")
+    print()
+    pipeline.report(pipeline.post_to_invalidation_latency())
     return 0
 
 

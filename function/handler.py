@@ -1,9 +1,13 @@
-"""Netlify deploy notification (via an Application Load Balancer) -> CloudFront invalidation.
+"""Netlify deploy notification (via an Application Load Balancer) -> the invalidation queue.
 
-Lambda handler: ``function.handler.handler``. Each request's story is parse -> authenticate ->
-decide -> act -> respond; the decisions are pure functions of the request, the settings and the
-secrets, and every answer (refusals included) is an ``Answer`` value turned into the ALB's
-response shape by ``webhook_alb.respond``. The handler never raises.
+Lambda handler: ``function.handler.handler`` (the ingest). Each request's story is parse ->
+authenticate -> decide -> queue -> respond; the decisions are pure functions of the request, the
+settings and the secrets, and every answer (refusals included) is an ``Answer`` value turned into
+the ALB's response shape by ``webhook_alb.respond``. The handler never raises.
+
+It does not call CloudFront: an accepted deploy becomes one SQS message per distribution
+(``function.invalidation_message``), and the worker (``function.worker``) invalidates, retrying
+for hours. So the answer comes in milliseconds and a busy CloudFront never fails a notification.
 
 Per container, created at first use and kept: the settings (environment, validated once), the
 secrets (one SSM SecureString, decrypted once) and the boto3 clients. Nothing is created at
@@ -16,19 +20,25 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import random
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError, HTTPClientError
-from botocore.exceptions import ConnectionError as BotocoreConnectionError
 
-from . import webhook_settings
+from . import lambda_logging, webhook_settings
+from .aws_calls import (
+    AWS_ERRORS,
+    Budget,
+    call_with_deadline,
+    client_config,
+    error_code,
+    is_transient,
+)
+from .container import SettingsOnce
+from .invalidation_message import InvalidationMessage, bounded, new_message, utc_now_iso
 from .webhook_alb import MAX_BODY_BYTES, AlbRequest, Answer, parse_event, respond
 from .webhook_jws import signature_problem
 from .webhook_settings import FunctionSecrets, FunctionSettings, SettingsError
@@ -41,65 +51,37 @@ ACTED_ON_EVENT = "deploy_created"  # the event the Netlify UI calls "Deploy succ
 READY_STATE = "ready"
 
 # The time budget. The function runs with a 30 s timeout (infra/function.py); if Lambda stops it
-# mid-call, the ALB answers a bare 502 instead of our 503 with Retry-After. So every call is
-# bounded by its client's timeouts, and a CloudFront attempt is started only while its worst case
-# (connect + read timeouts; botocore makes one attempt) still leaves ANSWER_MARGIN_MS to answer.
-CLOUDFRONT_CONNECT_TIMEOUT_S = 2
-CLOUDFRONT_READ_TIMEOUT_S = 5
-ANSWER_MARGIN_MS = 1000  # log the outcome and serialize the answer
-RESERVE_MS = (CLOUDFRONT_CONNECT_TIMEOUT_S + CLOUDFRONT_READ_TIMEOUT_S) * 1000 + ANSWER_MARGIN_MS
-# The secrets are fetched once per container, before the first CloudFront attempt. Its worst case
-# in botocore's standard mode: 2 attempts x (2 + 3) s, plus the wait between them (<= 1 s, and up
-# to 5 s more if SSM sends x-amz-retry-after) = 16 s. 16 s + RESERVE_MS (8 s) = 24 s < 30 s: at
-# least one CloudFront attempt always fits after a slow fetch.
+# mid-call, the ALB answers a bare 502 instead of our 503 with Retry-After. botocore's timeouts
+# bound each socket read, not a whole call (an endpoint that trickles its answer byte by byte
+# outlasts them), so every AWS call also runs under a hard deadline (``call_with_deadline``)
+# that leaves ANSWER_MARGIN_MS to log and answer.
+ANSWER_MARGIN_MS = 1000
+# SQS normally answers SendMessageBatch in milliseconds; one attempt may take this long at most.
+SQS_CONNECT_TIMEOUT_S = 1
+SQS_READ_TIMEOUT_S = 2
+SQS_ATTEMPT_DEADLINE_S = 4.0
+# The secrets are fetched once per container, before the first send. botocore retries once
+# itself; the whole fetch may take at most SSM_DEADLINE_S, so a send always fits after it.
 SSM_CONNECT_TIMEOUT_S = 2
 SSM_READ_TIMEOUT_S = 3
 SSM_ATTEMPTS = 2
-# Backoff between rounds of CreateInvalidation retries.
-BACKOFF_BASE_S = 0.25
-BACKOFF_CAP_S = 5.0
-# Without a Lambda context (a local run), pretend the function was given this long.
-DEFAULT_BUDGET_MS = 10_000
-# What the 503 suggests to the sender: invalidations in progress take minutes to clear,
-# throttling and 5xx seconds.
-RETRY_AFTER_BUSY_S = 120
+SSM_DEADLINE_S = 12.0
+# An attempt is started only while this much time remains: its deadline plus the margin.
+RESERVE_MS = SQS_ATTEMPT_DEADLINE_S * 1000 + ANSWER_MARGIN_MS
+# SendMessageBatch takes at most 10 entries.
+SQS_BATCH_MAX = 10
+# Backoff between rounds of SendMessageBatch retries.
+BACKOFF_BASE_S = 0.1
+BACKOFF_CAP_S = 2.0
+# What the 503 suggests to the sender: SQS throttling and 5xx clear in seconds.
 RETRY_AFTER_TRANSIENT_S = 30
 
-TRANSIENT_ERROR_CODES = frozenset(
-    {
-        "TooManyInvalidationsInProgress",
-        "Throttling",
-        "ThrottlingException",
-        "ThrottledException",
-        "TooManyRequestsException",
-        "RequestLimitExceeded",
-        "RequestThrottled",
-        "SlowDown",
-        "ServiceUnavailable",
-        "InternalError",
-        "InternalFailure",
-        "InternalServerError",
-        "RequestTimeout",
-        "RequestTimeoutException",
-        "PriorRequestNotComplete",
-    }
-)
-
 # Our retry loop owns the timing (it knows the Lambda deadline), so botocore makes one attempt.
-_CLOUDFRONT_CONFIG = Config(
-    retries={"mode": "standard", "total_max_attempts": 1},
-    connect_timeout=CLOUDFRONT_CONNECT_TIMEOUT_S,
-    read_timeout=CLOUDFRONT_READ_TIMEOUT_S,
+_SQS_CONFIG = client_config(connect_s=SQS_CONNECT_TIMEOUT_S, read_s=SQS_READ_TIMEOUT_S)
+# The secrets are read once per container; botocore's own retry is enough there.
+_SSM_CONFIG = client_config(
+    connect_s=SSM_CONNECT_TIMEOUT_S, read_s=SSM_READ_TIMEOUT_S, attempts=SSM_ATTEMPTS
 )
-# The secrets are read once per container; botocore's own retry is enough there (see above).
-_SSM_CONFIG = Config(
-    retries={"mode": "standard", "total_max_attempts": SSM_ATTEMPTS},
-    connect_timeout=SSM_CONNECT_TIMEOUT_S,
-    read_timeout=SSM_READ_TIMEOUT_S,
-)
-
-# The AWS SDK logs request and response bodies at DEBUG: SSM's answer is the decrypted secret.
-_SDK_LOGGERS = ("boto3", "botocore", "urllib3", "s3transfer")
 
 # Seams for tests: the backoff's sleep and jitter.
 _sleep = time.sleep
@@ -111,11 +93,12 @@ _jitter = random.random
 
 @dataclass
 class _ContainerState:
-    settings: FunctionSettings | None = None
-    settings_error: SettingsError | None = None
+    settings: SettingsOnce[FunctionSettings] = field(
+        default_factory=lambda: SettingsOnce(webhook_settings.load_settings, logger)
+    )
     secrets: FunctionSecrets | None = None
     # A permanent failure to read the secrets (missing, malformed, access denied), kept like
-    # settings_error: the parameter will not fix itself within this container's life.
+    # a bad setting: the parameter will not fix itself within this container's life.
     secrets_error: Answer | None = None
     clients: dict = field(default_factory=dict)
 
@@ -123,23 +106,7 @@ class _ContainerState:
 _state = _ContainerState()
 
 
-def _configure_logging() -> None:
-    # Lambda's application log level (JSON log format); its TRACE is DEBUG to Python.
-    name = os.environ.get("AWS_LAMBDA_LOG_LEVEL", "INFO").upper().replace("TRACE", "DEBUG")
-    level = logging.getLevelName(name)
-    logger.setLevel(level if isinstance(level, int) else logging.INFO)
-    # Clamp the SDK's loggers (and any child given its own level) whatever the root level is:
-    # Lambda's AWS_LAMBDA_LOG_LEVEL=DEBUG lowers the root logger, and with it theirs.
-    names = [
-        name for name in logging.root.manager.loggerDict if name.partition(".")[0] in _SDK_LOGGERS
-    ]
-    for name in {*_SDK_LOGGERS, *names}:
-        sdk_logger = logging.getLogger(name)
-        if sdk_logger.level < logging.INFO and (sdk_logger.level or "." not in name):
-            sdk_logger.setLevel(logging.WARNING)
-
-
-_configure_logging()
+lambda_logging.configure(logger)
 
 
 def reset_state(keep_clients: bool = False) -> None:
@@ -151,51 +118,36 @@ def reset_state(keep_clients: bool = False) -> None:
     global _state
     clients = _state.clients if keep_clients else {}
     _state = _ContainerState(clients=clients)
-    _configure_logging()
+    lambda_logging.configure(logger)
 
 
 def settings() -> FunctionSettings | SettingsError:
     """The settings from the environment, read and validated once per container."""
-    if _state.settings is not None:
-        return _state.settings
-    if _state.settings_error is None:
-        try:
-            _state.settings = webhook_settings.load_settings(os.environ)
-            return _state.settings
-        except SettingsError as error:
-            _state.settings_error = error
-            # Once per container: every request will answer 500 until the setting is fixed.
-            logger.error(
-                "bad setting %s: %s",
-                error.variable,
-                error.problem,
-                extra={"outcome": "misconfigured", "variable": error.variable},
-            )
-            return error
-    return _state.settings_error
+    return _state.settings.get()
 
 
 def _client(service: str, config: Config):
     # boto3 honours AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_<SERVICE>) by itself.
     if service not in _state.clients:
-        _configure_logging()
+        lambda_logging.configure(logger)
         _state.clients[service] = boto3.client(service, config=config)
     return _state.clients[service]
 
 
-def cloudfront_client():
-    return _client("cloudfront", _CLOUDFRONT_CONFIG)
+def sqs_client():
+    return _client("sqs", _SQS_CONFIG)
 
 
 def ssm_client():
     return _client("ssm", _SSM_CONFIG)
 
 
-def _secrets(parameter: str) -> FunctionSecrets | Answer:
+def _secrets(parameter: str, budget: Budget) -> FunctionSecrets | Answer:
     """The token and JWS secret, fetched with decryption on first use and kept.
 
     A permanent failure is kept too, so it is logged once and answered 500 without asking SSM
-    again; a transient one (throttling, 5xx, connection) is answered 503 and retried next time.
+    again; a transient one (throttling, 5xx, connection, too slow) is answered 503 and retried
+    next time.
     """
     if _state.secrets is not None:
         return _state.secrets
@@ -203,17 +155,23 @@ def _secrets(parameter: str) -> FunctionSecrets | Answer:
         return _state.secrets_error
     variable = webhook_settings.ENV_SECRETS_PARAMETER
     try:
-        response = ssm_client().get_parameter(Name=parameter, WithDecryption=True)
+        client = ssm_client()
+        deadline_s = min(SSM_DEADLINE_S, (budget.remaining_ms() - RESERVE_MS) / 1000)
+        response = call_with_deadline(
+            "GetParameter",
+            deadline_s,
+            lambda: client.get_parameter(Name=parameter, WithDecryption=True),
+        )
         secrets = webhook_settings.parse_secrets(response["Parameter"]["Value"])
-    except (ClientError, BotocoreConnectionError, HTTPClientError) as error:
-        code = _error_code(error)
+    except AWS_ERRORS as error:
+        code = error_code(error)
         logger.error(
             "cannot read the secrets parameter %s: %s",
             parameter,
             code,
             extra={"outcome": "secrets_unavailable", "error_code": code},
         )
-        if _is_transient(error):
+        if is_transient(error):
             return Answer(
                 503,
                 "retry_later",
@@ -254,7 +212,8 @@ class Deploy:
 
 
 def _text(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+    """A string field of the body, bounded: answers and logs echo it, and none is long."""
+    return bounded(value) if isinstance(value, str) else None
 
 
 def check_method(request: AlbRequest) -> Answer | None:
@@ -349,187 +308,146 @@ def invalidation_paths(settings: FunctionSettings) -> tuple[str, ...]:
     return tuple(sorted(set(settings.invalidation_paths)))
 
 
-# -- acting: CreateInvalidation with retries ----------------------------------------------------
-
-
-class Budget:
-    """The time this invocation has left, from the Lambda context when there is one."""
-
-    def __init__(self, context: object) -> None:
-        getter: Callable[[], float] | None = getattr(context, "get_remaining_time_in_millis", None)
-        self._getter = getter if callable(getter) else None
-        self._deadline = time.monotonic() + DEFAULT_BUDGET_MS / 1000
-
-    def remaining_ms(self) -> float:
-        if self._getter is not None:
-            return float(self._getter())
-        return (self._deadline - time.monotonic()) * 1000
+# -- queueing: one message per distribution, SendMessageBatch with retries -------------------
 
 
 @dataclass
-class Result:
-    """One distribution's outcome: "invalidating", "retry_later" or "failed"."""
+class Queued:
+    """One distribution's message and what became of it: "queued", "retry_later" or "failed"."""
 
-    distribution_id: str
-    caller_reference: str
-    paths: tuple[str, ...]
-    outcome: str
-    invalidation_id: str | None = None
+    message: InvalidationMessage
+    entry_id: str
+    outcome: str = "retry_later"
+    message_id: str | None = None
     error_code: str | None = None
-    attempts: int = 0
 
     def as_json(self) -> dict:
-        item = {
-            "distribution_id": self.distribution_id,
-            "invalidation_id": self.invalidation_id,
-            "caller_reference": self.caller_reference,
-            "paths": list(self.paths),
-            "outcome": self.outcome,
-            "attempts": self.attempts,
+        item: dict = {
+            "distribution_id": self.message.distribution_id,
+            "caller_reference": self.message.caller_reference,
+            "paths": list(self.message.paths),
+            "message_id": self.message_id,
         }
         if self.error_code:
             item["error"] = self.error_code
         return item
 
 
-def _error_code(error: Exception) -> str:
-    if isinstance(error, ClientError):
-        return str(error.response.get("Error", {}).get("Code") or "Unknown")
-    return type(error).__name__
-
-
-def _is_transient(error: Exception) -> bool:
-    if isinstance(error, BotocoreConnectionError | HTTPClientError):
-        return True  # timeouts, resets, unreachable endpoint
-    if isinstance(error, ClientError):
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        return _error_code(error) in TRANSIENT_ERROR_CODES or status >= 500 or status == 429
-    return False
-
-
 def backoff_seconds(attempt: int) -> float:
-    """Exponential backoff with jitter: attempt 0 waits 0.125-0.25 s, then doubling, capped."""
+    """Exponential backoff with jitter: attempt 0 waits 0.05-0.1 s, then doubling, capped."""
     ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt)
     return ceiling * (0.5 + 0.5 * _jitter())
 
 
-def _attempt(result: Result) -> None:
-    """One CreateInvalidation for ``result``'s distribution; records the outcome on it.
+def _send_batch(queue_url: str, batch: list[Queued], budget: Budget) -> None:
+    """One SendMessageBatch for ``batch``; records each entry's outcome on it.
 
-    Every attempt carries the same CallerReference, so an attempt that reached CloudFront but
-    whose answer was lost is not billed twice.
+    A whole-call error marks every entry (transient: retry later; else failed); an entry the
+    queue refused alone is marked by its own code and ``SenderFault``.
     """
-    result.attempts += 1
+    client = sqs_client()
+    entries = [{"Id": item.entry_id, "MessageBody": item.message.to_body()} for item in batch]
+    deadline_s = min(SQS_ATTEMPT_DEADLINE_S, (budget.remaining_ms() - ANSWER_MARGIN_MS) / 1000)
     try:
-        response = cloudfront_client().create_invalidation(
-            DistributionId=result.distribution_id,
-            InvalidationBatch={
-                "Paths": {"Quantity": len(result.paths), "Items": list(result.paths)},
-                "CallerReference": result.caller_reference,
-            },
+        response = call_with_deadline(
+            "SendMessageBatch",
+            deadline_s,
+            lambda: client.send_message_batch(QueueUrl=queue_url, Entries=entries),
         )
-    except (ClientError, BotocoreConnectionError, HTTPClientError) as error:
-        result.error_code = _error_code(error)
-        if not _is_transient(error):
-            result.outcome = "failed"
+    except AWS_ERRORS as error:
+        for item in batch:
+            item.error_code = error_code(error)
+            item.outcome = "retry_later" if is_transient(error) else "failed"
         return
-    result.outcome = "invalidating"
-    result.invalidation_id = response["Invalidation"]["Id"]
-    result.error_code = None
+    by_id = {item.entry_id: item for item in batch}
+    for done in response.get("Successful", []):
+        item = by_id.get(done.get("Id"))
+        if item is not None:
+            item.outcome, item.message_id, item.error_code = "queued", done.get("MessageId"), None
+    for refused in response.get("Failed", []):
+        item = by_id.get(refused.get("Id"))
+        if item is not None:
+            item.error_code = str(refused.get("Code") or "Unknown")
+            item.outcome = "failed" if refused.get("SenderFault") else "retry_later"
 
 
-def invalidate_all(
-    distribution_ids: tuple[str, ...],
-    paths: tuple[str, ...],
-    reference: str,
-    budget: Budget,
-    deploy: Deploy,
-) -> list[Result]:
-    """CreateInvalidation for every distribution, retrying transient errors while time allows.
-
-    In rounds: every distribution gets its first attempt before any is retried, then the ones
-    that failed transiently are retried in turn after one backoff per round, so a busy
-    distribution cannot spend the time the others need.
-    """
-    results = [Result(d, reference, paths, outcome="retry_later") for d in distribution_ids]
-    pending = results
+def queue_all(queue_url: str, messages: list[InvalidationMessage], budget: Budget) -> list[Queued]:
+    """Send every message, retrying the entries that failed transiently while time allows."""
+    results = [Queued(message, entry_id=f"d{index}") for index, message in enumerate(messages)]
     retry = 0
-    while pending:
-        for result in pending:
+    while True:
+        pending = [item for item in results if item.outcome == "retry_later"]
+        for start in range(0, len(pending), SQS_BATCH_MAX):
             if budget.remaining_ms() < RESERVE_MS:  # this attempt could outlast the Lambda
                 break
-            _attempt(result)
-        pending = [r for r in pending if r.outcome == "retry_later"]
+            _send_batch(queue_url, pending[start : start + SQS_BATCH_MAX], budget)
+        pending = [item for item in results if item.outcome == "retry_later"]
         if not pending:
             break
         delay = backoff_seconds(retry)
         if budget.remaining_ms() - delay * 1000 < RESERVE_MS:
             break
-        for result in pending:
-            logger.warning(
-                "CreateInvalidation for %s failed (%s); retrying in %.2f s",
-                result.distribution_id,
-                result.error_code,
-                delay,
-                extra={
-                    "deploy_id": deploy.id,
-                    "distribution_id": result.distribution_id,
-                    "outcome": "retrying",
-                    "error_code": result.error_code,
-                },
-            )
+        logger.warning(
+            "SendMessageBatch failed for %d message(s) (%s); retrying in %.2f s",
+            len(pending),
+            ", ".join(sorted({str(item.error_code) for item in pending})),
+            delay,
+            extra={"outcome": "retrying"},
+        )
         _sleep(delay)
         retry += 1
-    for result in results:
-        if result.outcome == "retry_later" and result.error_code is None:
-            result.error_code = "OutOfTime"  # never attempted: no time was left
-        _log_result(result, deploy)
+    for item in results:
+        if item.outcome == "retry_later" and item.error_code is None:
+            item.error_code = "OutOfTime"  # never attempted: no time was left
     return results
 
 
-def _log_result(result: Result, deploy: Deploy) -> None:
+def _log_queued(item: Queued) -> None:
+    message = item.message
     logger.log(
-        logging.INFO if result.outcome == "invalidating" else logging.ERROR,
+        logging.INFO if item.outcome == "queued" else logging.ERROR,
         "distribution %s: %s",
-        result.distribution_id,
-        result.outcome,
+        message.distribution_id,
+        item.outcome,
         extra={
-            "deploy_id": deploy.id,
-            "distribution_id": result.distribution_id,
-            "outcome": result.outcome,
-            "invalidation_id": result.invalidation_id,
-            "caller_reference": result.caller_reference,
-            "error_code": result.error_code,
-            "attempts": result.attempts,
+            "deploy_id": message.deploy_id,
+            "distribution_id": message.distribution_id,
+            "outcome": item.outcome,
+            "message_id": item.message_id,
+            "caller_reference": message.caller_reference,
+            "error_code": item.error_code,
         },
     )
 
 
-def summarize(deploy: Deploy, results: list[Result]) -> Answer:
-    """202 when every distribution is invalidating; else the failure's status, listing all."""
-    details = {"deploy_id": deploy.id, "invalidations": [r.as_json() for r in results]}
+def summarize(deploy_id: str, results: list[Queued]) -> Answer:
+    """202 when every message is queued; 500 naming QUEUE_URL if the queue refused; else 503."""
+    for item in results:
+        _log_queued(item)
+    details = {"deploy_id": bounded(deploy_id), "invalidations": [r.as_json() for r in results]}
     failed = [r for r in results if r.outcome == "failed"]
     waiting = [r for r in results if r.outcome == "retry_later"]
+    variable = webhook_settings.ENV_QUEUE_URL
     if failed:
-        # A permanent refusal needs the operator; retrying would not help, so it outranks 503.
-        names = ", ".join(f"{r.distribution_id} ({r.error_code})" for r in failed)
+        # A missing queue or a denied send needs the operator; retrying would not help.
+        codes = ", ".join(sorted({str(r.error_code) for r in failed}))
         return Answer(
-            502, "failed", f"CloudFront refused to invalidate distribution {names}", details
+            500,
+            "error",
+            f"{variable}: the queue refused the message(s) ({codes})",
+            {**details, "variable": variable},
         )
     if waiting:
-        busy = any(r.error_code == "TooManyInvalidationsInProgress" for r in waiting)
-        retry_after = RETRY_AFTER_BUSY_S if busy else RETRY_AFTER_TRANSIENT_S
-        names = ", ".join(f"{r.distribution_id} ({r.error_code})" for r in waiting)
+        names = ", ".join(f"{r.message.distribution_id} ({r.error_code})" for r in waiting)
         return Answer(
             503,
             "retry_later",
-            f"CloudFront did not accept the invalidation of {names} in time; "
+            f"the queue did not accept the invalidation of {names} in time; "
             "redelivering the notification is safe",
-            {**details, "retry_after": retry_after},
-            headers={"Retry-After": str(retry_after)},
+            {**details, "retry_after": RETRY_AFTER_TRANSIENT_S},
+            headers={"Retry-After": str(RETRY_AFTER_TRANSIENT_S)},
         )
-    count = len(results)
-    return Answer(202, "invalidating", f"invalidating {count} distribution(s)", details)
+    return Answer(202, "queued", f"queued {len(results)} invalidation(s)", details)
 
 
 # -- the handler ----------------------------------------------------------------------------------
@@ -540,6 +458,7 @@ def handle(request: AlbRequest, context: object, log_fields: dict) -> Answer:
 
     ``log_fields`` collects what the final log line should say about the deploy.
     """
+    budget = Budget(context)
     current = settings()
     if isinstance(current, SettingsError):
         return Answer(
@@ -551,7 +470,7 @@ def handle(request: AlbRequest, context: object, log_fields: dict) -> Answer:
     refusal = check_method(request)
     if refusal:
         return refusal
-    secrets = _secrets(current.secrets_parameter)
+    secrets = _secrets(current.secrets_parameter, budget)
     if isinstance(secrets, Answer):
         return secrets
     refusal = authenticate(request, secrets, time.time())
@@ -560,8 +479,9 @@ def handle(request: AlbRequest, context: object, log_fields: dict) -> Answer:
     deploy = parse_deploy(request.body)
     if isinstance(deploy, Answer):
         return deploy
-    log_fields.update(deploy_id=deploy.id, site_id=deploy.site_id, context=deploy.context)
-    refusal = judge_deploy(deploy, request.header(NETLIFY_EVENT_HEADER), current)
+    log_fields.update(deploy_id=bounded(deploy.id), site_id=deploy.site_id, context=deploy.context)
+    event_name = request.header(NETLIFY_EVENT_HEADER)
+    refusal = judge_deploy(deploy, event_name, current)
     if refusal:
         return refusal
     targets = choose_distributions(
@@ -571,8 +491,21 @@ def handle(request: AlbRequest, context: object, log_fields: dict) -> Answer:
         return targets
     paths = invalidation_paths(current)
     reference = webhook_settings.caller_reference(deploy.id, paths)
-    budget = Budget(context)
-    return summarize(deploy, invalidate_all(targets, paths, reference, budget, deploy))
+    received_at = utc_now_iso()
+    messages = [
+        new_message(
+            deploy_id=deploy.id,
+            site_id=deploy.site_id,
+            event=event_name.strip() if event_name is not None else None,
+            context=deploy.context,
+            distribution_id=distribution_id,
+            paths=paths,
+            caller_reference=reference,
+            received_at=received_at,
+        )
+        for distribution_id in targets
+    ]
+    return summarize(deploy.id, queue_all(current.queue_url, messages, budget))
 
 
 def handler(event: dict, context: object) -> dict:

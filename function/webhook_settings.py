@@ -18,6 +18,10 @@ ENV_INVALIDATION_PATHS = "INVALIDATION_PATHS"
 ENV_DEPLOY_CONTEXTS = "DEPLOY_CONTEXTS"
 ENV_NETLIFY_SITE_ID = "NETLIFY_SITE_ID"
 ENV_SECRETS_PARAMETER = "SECRETS_PARAMETER"
+# The ingest sends one message per distribution to this queue; the worker sends what can never
+# succeed to the dead-letter queue.
+ENV_QUEUE_URL = "QUEUE_URL"
+ENV_DEAD_LETTER_QUEUE_URL = "DEAD_LETTER_QUEUE_URL"
 # The secrets parameter's version, written by the program and never read by the handler: a
 # rotated token or JWS secret changes it, so the function's configuration changes and Lambda
 # replaces the warm containers that cached the old secrets.
@@ -32,6 +36,12 @@ MAX_INVALIDATION_PATHS = 3000
 _DISTRIBUTION_ID = re.compile(r"[A-Za-z0-9]+")
 # SSM parameter names: letters, digits and . - _ /, at most 2048 characters.
 _PARAMETER_NAME = re.compile(r"[A-Za-z0-9_.\-/]{1,2048}")
+# An SQS queue URL: <scheme>://<host>/<12-digit account>/<queue name of 1-80 characters>.
+_QUEUE_URL = re.compile(
+    r"https?://[A-Za-z0-9.\-]+(:[0-9]{1,5})?/[0-9]{12}/[A-Za-z0-9_-]{1,80}(\.fifo)?"
+)
+# An SQS queue ARN: arn:<partition>:sqs:<region>:<account>:<name>.
+_QUEUE_ARN = re.compile(r"arn:(aws[a-z-]*):sqs:([a-z0-9-]+):([0-9]{12}):([A-Za-z0-9_.-]{1,80})")
 
 
 class SettingsError(ValueError):
@@ -45,8 +55,11 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class FunctionSettings:
+    """The ingest's settings (``function.handler``)."""
+
     distribution_ids: tuple[str, ...]
     secrets_parameter: str
+    queue_url: str
     invalidation_paths: tuple[str, ...] = DEFAULT_INVALIDATION_PATHS
     deploy_contexts: tuple[str, ...] = DEFAULT_DEPLOY_CONTEXTS
     netlify_site_id: str | None = None
@@ -58,6 +71,7 @@ class FunctionSettings:
             ENV_INVALIDATION_PATHS: ",".join(self.invalidation_paths),
             ENV_DEPLOY_CONTEXTS: ",".join(self.deploy_contexts),
             ENV_SECRETS_PARAMETER: self.secrets_parameter,
+            ENV_QUEUE_URL: self.queue_url,
         }
         if self.netlify_site_id:
             env[ENV_NETLIFY_SITE_ID] = self.netlify_site_id
@@ -93,10 +107,23 @@ def validate_invalidation_paths(paths: list[str] | tuple[str, ...]) -> tuple[str
     return tuple(paths)
 
 
-def load_settings(environ: Mapping[str, str]) -> FunctionSettings:
-    """Read and validate the function's settings; SettingsError names the variable at fault."""
-    raw_ids = environ.get(ENV_DISTRIBUTION_IDS, "")
-    ids = split_list(raw_ids)
+@dataclass(frozen=True)
+class WorkerSettings:
+    """The worker's settings (``function.worker``)."""
+
+    distribution_ids: tuple[str, ...]
+    dead_letter_queue_url: str
+
+    def to_environment(self) -> dict[str, str]:
+        return {
+            ENV_DISTRIBUTION_IDS: ",".join(self.distribution_ids),
+            ENV_DEAD_LETTER_QUEUE_URL: self.dead_letter_queue_url,
+        }
+
+
+def load_distribution_ids(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """``DISTRIBUTION_IDS``: required, letters and digits, repeats dropped."""
+    ids = split_list(environ.get(ENV_DISTRIBUTION_IDS, ""))
     if not ids:
         raise SettingsError(ENV_DISTRIBUTION_IDS, "required: comma-separated distribution ids")
     for dist_id in ids:
@@ -104,6 +131,42 @@ def load_settings(environ: Mapping[str, str]) -> FunctionSettings:
             raise SettingsError(
                 ENV_DISTRIBUTION_IDS, f"{dist_id!r} is not an id (letters and digits only)"
             )
+    return tuple(dict.fromkeys(ids))
+
+
+def load_queue_url(environ: Mapping[str, str], variable: str) -> str:
+    """A required SQS queue URL from ``variable``; SettingsError naming it when malformed."""
+    url = environ.get(variable, "").strip()
+    if not url:
+        raise SettingsError(variable, "required: the SQS queue URL")
+    if not _QUEUE_URL.fullmatch(url):
+        raise SettingsError(
+            variable, "not an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)"
+        )
+    return url
+
+
+def queue_url_from_arn(arn: str) -> str | None:
+    """The queue URL for an SQS queue ARN (an SQS record's ``eventSourceARN``), or None."""
+    match = _QUEUE_ARN.fullmatch(arn or "")
+    if match is None:
+        return None
+    partition, region, account, name = match.groups()
+    suffix = "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"
+    return f"https://sqs.{region}.{suffix}/{account}/{name}"
+
+
+def load_worker_settings(environ: Mapping[str, str]) -> WorkerSettings:
+    """The worker's settings; SettingsError names the variable at fault."""
+    return WorkerSettings(
+        distribution_ids=load_distribution_ids(environ),
+        dead_letter_queue_url=load_queue_url(environ, ENV_DEAD_LETTER_QUEUE_URL),
+    )
+
+
+def load_settings(environ: Mapping[str, str]) -> FunctionSettings:
+    """Read and validate the ingest's settings; SettingsError names the variable at fault."""
+    ids = load_distribution_ids(environ)
 
     paths = split_list(environ.get(ENV_INVALIDATION_PATHS, "")) or list(DEFAULT_INVALIDATION_PATHS)
     try:
@@ -121,10 +184,12 @@ def load_settings(environ: Mapping[str, str]) -> FunctionSettings:
             ENV_SECRETS_PARAMETER, "not an SSM parameter name (letters, digits, . - _ /)"
         )
 
+    queue_url = load_queue_url(environ, ENV_QUEUE_URL)
     site_id = environ.get(ENV_NETLIFY_SITE_ID, "").strip() or None
     return FunctionSettings(
-        distribution_ids=tuple(dict.fromkeys(ids)),
+        distribution_ids=ids,
         secrets_parameter=parameter,
+        queue_url=queue_url,
         invalidation_paths=tuple(paths),
         deploy_contexts=tuple(dict.fromkeys(contexts)),
         netlify_site_id=site_id,

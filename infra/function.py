@@ -1,9 +1,9 @@
-"""The webhook function: IAM role, secrets parameter, log group and the Lambda itself."""
+"""The ingest function: IAM role, secrets parameter, log group and the Lambda itself."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import pulumi
@@ -36,59 +36,73 @@ def lambda_assume_role_policy() -> dict:
     }
 
 
-def distribution_arn(account_id: str, distribution_id: str) -> str:
-    # CloudFront is global: its ARNs have no region.
-    return f"arn:aws:cloudfront::{account_id}:distribution/{distribution_id}"
+def distribution_arn(partition: str, account_id: str, distribution_id: str) -> str:
+    # CloudFront is global: its ARNs have no region. The partition comes from the provider
+    # (aws.get_partition()), so the same program works in aws-cn and aws-us-gov.
+    return f"arn:{partition}:cloudfront::{account_id}:distribution/{distribution_id}"
 
 
-def function_policy(
-    *,
-    account_id: str,
-    distribution_ids: Sequence[str],
-    log_group_arn: str,
-    parameter_arn: str,
-) -> dict:
-    """Least privilege, one statement per purpose, no wildcard resources.
+def log_statement(log_group_arn: str) -> dict:
+    """Write to one's own log group; the provider's ARN has no ":*", streams are "<arn>:*"."""
+    return {
+        "Sid": "WriteOwnLogs",
+        "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": [log_group_arn, f"{log_group_arn}:*"],
+    }
+
+
+def function_policy(*, log_group_arn: str, parameter_arn: str, queue_arn: str) -> dict:
+    """The ingest's policy: least privilege, one statement per purpose, no wildcard resources.
+
+    No CloudFront: the ingest only queues; the worker invalidates. ``sqs:SendMessage`` also
+    authorizes ``SendMessageBatch`` (SQS has no separate permission for the batch actions).
 
     No ``kms:Decrypt`` statement: the parameter is encrypted with the AWS managed key
     ``aws/ssm``, whose key policy already lets every principal of the account decrypt through
     Parameter Store (AWS Systems Manager guide, "Restricting decryption of SecureString
-    parameter values"). A customer managed key would need the statement.
+    parameter values"). A customer managed key would need the statement. The queue uses
+    SQS-managed encryption (SSE-SQS), which needs no KMS permission either.
     """
     return {
         "Version": "2012-10-17",
         "Statement": [
-            {
-                "Sid": "WriteOwnLogs",
-                "Effect": "Allow",
-                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
-                # The provider's log group ARN has no ":*"; streams live under "<arn>:*".
-                "Resource": [log_group_arn, f"{log_group_arn}:*"],
-            },
-            {
-                "Sid": "InvalidateSiteDistributions",
-                "Effect": "Allow",
-                "Action": ["cloudfront:CreateInvalidation"],
-                "Resource": [distribution_arn(account_id, d) for d in distribution_ids],
-            },
+            log_statement(log_group_arn),
             {
                 "Sid": "ReadWebhookSecrets",
                 "Effect": "Allow",
                 "Action": ["ssm:GetParameter"],
                 "Resource": [parameter_arn],
             },
+            {
+                "Sid": "QueueInvalidations",
+                "Effect": "Allow",
+                "Action": ["sqs:SendMessage"],
+                "Resource": [queue_arn],
+            },
         ],
     }
 
 
-def function_environment(settings: SiteSettings, parameter_name: str) -> dict[str, str]:
-    """The environment the function's own ``load_settings`` reads (one contract)."""
+def function_environment(
+    settings: SiteSettings, parameter_name: str, queue_url: str
+) -> dict[str, str]:
+    """The ingest's environment, as the function's own ``load_settings`` reads it (one contract)."""
     return webhook_settings.FunctionSettings(
         distribution_ids=settings.distribution_ids,
         secrets_parameter=parameter_name,
+        queue_url=queue_url,
         invalidation_paths=settings.invalidation_paths,
         deploy_contexts=settings.deploy_contexts,
         netlify_site_id=settings.netlify_site_id,
+    ).to_environment()
+
+
+def worker_environment(settings: SiteSettings, dead_letter_queue_url: str) -> dict[str, str]:
+    """The worker's environment, as ``load_worker_settings`` reads it."""
+    return webhook_settings.WorkerSettings(
+        distribution_ids=settings.distribution_ids,
+        dead_letter_queue_url=dead_letter_queue_url,
     ).to_environment()
 
 
@@ -105,7 +119,11 @@ def function_code(folder: Path = FUNCTION_DIR) -> pulumi.AssetArchive:
 
 
 class WebhookFunction(pulumi.ComponentResource):
-    """Lambda + role + inline policy + SecureString + log group for one site."""
+    """The ingest: Lambda + role + inline policy + SecureString + log group for one site.
+
+    It sends to the pipeline's queue, so it is built after the queue (``queue_url``,
+    ``queue_arn``).
+    """
 
     def __init__(
         self,
@@ -115,6 +133,8 @@ class WebhookFunction(pulumi.ComponentResource):
         stack: str,
         webhook_token: pulumi.Input[str],
         netlify_jws_secret: pulumi.Input[str] | None,
+        queue_url: pulumi.Input[str],
+        queue_arn: pulumi.Input[str],
         tags: Mapping[str, str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -122,7 +142,6 @@ class WebhookFunction(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.function_name = naming.function_name(stack, settings.domain)
         self.parameter_name = naming.secrets_parameter_name(stack, settings.domain)
-        account_id = aws.get_caller_identity(opts=pulumi.InvokeOptions(parent=self)).account_id
 
         # The SecureString's JSON, written by the contract the handler reads it with.
         secrets_value = pulumi.Output.secret(
@@ -156,14 +175,9 @@ class WebhookFunction(pulumi.ComponentResource):
         self.policy = aws.iam.RolePolicy(
             f"{name}-policy",
             role=self.role.id,
-            policy=pulumi.Output.all(self.log_group.arn, self.parameter.arn).apply(
+            policy=pulumi.Output.all(self.log_group.arn, self.parameter.arn, queue_arn).apply(
                 lambda arns: json.dumps(
-                    function_policy(
-                        account_id=account_id,
-                        distribution_ids=settings.distribution_ids,
-                        log_group_arn=arns[0],
-                        parameter_arn=arns[1],
-                    )
+                    function_policy(log_group_arn=arns[0], parameter_arn=arns[1], queue_arn=arns[2])
                 )
             ),
             opts=child,
@@ -178,14 +192,18 @@ class WebhookFunction(pulumi.ComponentResource):
             code=function_code(),
             timeout=TIMEOUT_SECONDS,
             memory_size=MEMORY_MB,
+            # The queue URL is known once the queue exists, so the variables are built in one
+            # apply, by the same contract the handler reads them with.
             environment={
-                "variables": {
-                    **function_environment(settings, self.parameter_name),
-                    webhook_settings.ENV_SECRETS_VERSION: self.parameter.version.apply(str),
-                }
+                "variables": pulumi.Output.all(queue_url, self.parameter.version).apply(
+                    lambda values: {
+                        **function_environment(settings, self.parameter_name, values[0]),
+                        webhook_settings.ENV_SECRETS_VERSION: str(values[1]),
+                    }
+                )
             },
             logging_config={"log_format": "JSON", "log_group": self.log_group.name},
-            description=f"Netlify deploys -> CloudFront invalidations ({settings.domain})",
+            description=f"Netlify deploys -> invalidation queue ({settings.domain})",
             tags=dict(tags),
             # The log group first (else Lambda creates it without retention), and the policy
             # before the first invocation can need it.

@@ -17,13 +17,32 @@ _LAMBDA_NAME_MAX = 64
 _NOT_LAMBDA_NAME = re.compile(r"[^A-Za-z0-9_-]+")
 
 
-def function_name(stack: str, domain: str) -> str:
-    """``ncw-<stack>-<domain with dots as dashes>``; shortened with a hash when over 64."""
-    name = _NOT_LAMBDA_NAME.sub("-", f"{FUNCTION_NAME_PREFIX}-{stack}-{domain}").strip("-")
-    if len(name) <= _LAMBDA_NAME_MAX:
+def _short_name(name: str, limit: int = _LAMBDA_NAME_MAX) -> str:
+    """``name`` with characters Lambda and SQS refuse as dashes; shortened with a hash if long."""
+    name = _NOT_LAMBDA_NAME.sub("-", name).strip("-")
+    if len(name) <= limit:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:8]
-    return f"{name[: _LAMBDA_NAME_MAX - 9].rstrip('-')}-{digest}"
+    return f"{name[: limit - 9].rstrip('-')}-{digest}"
+
+
+def function_name(stack: str, domain: str) -> str:
+    """The ingest: ``ncw-<stack>-<domain with dots as dashes>``; shortened when over 64."""
+    return _short_name(f"{FUNCTION_NAME_PREFIX}-{stack}-{domain}")
+
+
+def worker_function_name(stack: str, domain: str) -> str:
+    """The worker: the ingest's name + ``-worker``, within Lambda's 64 characters."""
+    return _short_name(f"{FUNCTION_NAME_PREFIX}-{stack}-{domain}-worker")
+
+
+def queue_name(stack: str, domain: str) -> str:
+    """The invalidation queue (SQS names: at most 80 of A-Z a-z 0-9 - _)."""
+    return _short_name(f"{FUNCTION_NAME_PREFIX}-{stack}-{domain}-invalidations", 80)
+
+
+def dead_letter_queue_name(stack: str, domain: str) -> str:
+    return _short_name(f"{FUNCTION_NAME_PREFIX}-{stack}-{domain}-dead-letters", 80)
 
 
 def log_group_name(function: str) -> str:
@@ -38,3 +57,16 @@ def secrets_parameter_name(stack: str, domain: str) -> str:
 
 def site_tags(stack: str, domain: str) -> dict[str, str]:
     return {"project": PROJECT, "stack": stack, "site": domain}
+
+
+def alarm_topic_name(stack: str, domain: str) -> str:
+    """The stack's own alarm topic (SNS names: at most 256 of A-Z a-z 0-9 - _)."""
+    return _short_name(f"{FUNCTION_NAME_PREFIX}-{stack}-{domain}-alarms", 256)
+
+
+def alarm_name(stack: str, domain: str, purpose: str) -> str:
+    """A CloudWatch alarm of this site, e.g. ``ncw-dev-lambda-example-com-dead-letters``.
+
+    Named, not generated, so an operator reading a notification sees site and purpose at once.
+    """
+    return _short_name(f"{FUNCTION_NAME_PREFIX}-{stack}-{domain}-{purpose}", 255)

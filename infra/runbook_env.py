@@ -15,4 +15,11 @@ RUNBOOK_ENV = {
     "log_group": "NCW_LOG_GROUP",
     "netlify_site_id": "NCW_NETLIFY_SITE_ID",
     "secrets_parameter": "NCW_SECRETS_PARAMETER",
+    # The durable pipeline (queue -> worker -> CloudFront) and its alarms.
+    "queue_url": "NCW_QUEUE_URL",
+    "dead_letter_queue_url": "NCW_DEAD_LETTER_QUEUE_URL",
+    "worker_function_name": "NCW_WORKER_FUNCTION_NAME",
+    "worker_log_group": "NCW_WORKER_LOG_GROUP",
+    "alarm_topic_arn": "NCW_ALARM_TOPIC_ARN",
+    "region": "NCW_REGION",
 }

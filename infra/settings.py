@@ -33,6 +33,8 @@ RULE_PRIORITY = "rulePriority"
 VPC_ID = "vpcId"
 SUBNET_IDS = "subnetIds"
 LOG_RETENTION_DAYS = "logRetentionDays"
+ALARM_TOPIC_ARN = "alarmTopicArn"
+ALARM_EMAIL = "alarmEmail"
 
 SECRET_KEYS = (WEBHOOK_TOKEN, NETLIFY_JWS_SECRET)
 ALL_KEYS = (
@@ -50,6 +52,8 @@ ALL_KEYS = (
     VPC_ID,
     SUBNET_IDS,
     LOG_RETENTION_DAYS,
+    ALARM_TOPIC_ARN,
+    ALARM_EMAIL,
 )
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
@@ -71,6 +75,12 @@ _LISTENER_ARN = re.compile(
 _VPC_ID = re.compile(r"vpc-[0-9a-f]{8,17}")
 _SUBNET_ID = re.compile(r"subnet-[0-9a-f]{8,17}")
 _SITE_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
+# arn:<partition>:sns:<region>:<account>:<topic name: 1-256 of A-Z a-z 0-9 - _>.
+_SNS_TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}")
+# An address is at most 254 characters (RFC 5321's path limit); the recipient confirms the
+# subscription by mail, so a plain shape check (one @, no blanks, a dotted domain) is enough.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s.]+(\.[^@\s.]+)+")
+_EMAIL_MAX = 254
 
 
 class ConfigError(ValueError):
@@ -120,6 +130,10 @@ class SiteSettings:
     listener_arn: str | None = None
     vpc_id: str | None = None
     subnet_ids: tuple[str, ...] = ()
+    # An existing SNS topic for the alarms (shared by a fleet of sites); None = the stack's own.
+    alarm_topic_arn: str | None = None
+    # An address subscribed to the stack's own alarm topic.
+    alarm_email: str | None = None
 
     @property
     def shared_listener(self) -> bool:
@@ -243,6 +257,8 @@ def parse_site_config(raw: Mapping[str, object]) -> SiteSettings:
             ", ".join(str(days) for days in LOG_RETENTION_CHOICES),
         )
 
+    alarm_topic_arn, alarm_email = _alarm_target(reader)
+
     return SiteSettings(
         domain=domain,
         hosted_zone=hosted_zone,
@@ -258,7 +274,45 @@ def parse_site_config(raw: Mapping[str, object]) -> SiteSettings:
         listener_arn=listener_arn,
         vpc_id=vpc_id,
         subnet_ids=tuple(subnet_ids),
+        alarm_topic_arn=alarm_topic_arn,
+        alarm_email=alarm_email,
     )
+
+
+def _alarm_target(reader: _Reader) -> tuple[str | None, str | None]:
+    """``alarmTopicArn`` and ``alarmEmail``, validated, and never both."""
+    topic_arn = reader.optional_text(ALARM_TOPIC_ARN)
+    if topic_arn and topic_arn.endswith(".fifo"):
+        raise ConfigError(
+            ALARM_TOPIC_ARN,
+            f"{topic_arn!r} is a FIFO topic: publishing to it needs a message group id, which "
+            "alarm notifications do not carry",
+            "a standard topic's ARN, or empty for the stack's own topic",
+        )
+    if topic_arn and not _SNS_TOPIC_ARN.fullmatch(topic_arn):
+        raise ConfigError(
+            ALARM_TOPIC_ARN,
+            f"{topic_arn!r} is not an SNS topic ARN",
+            "arn:<partition>:sns:<region>:<12-digit account>:<topic name>, or empty",
+        )
+    email = reader.optional_text(ALARM_EMAIL)
+    if email and (len(email) > _EMAIL_MAX or not _EMAIL.fullmatch(email)):
+        raise ConfigError(
+            ALARM_EMAIL,
+            f"{email!r} is not an email address",
+            f"name@domain.tld, one @, no blanks, at most {_EMAIL_MAX} characters",
+        )
+    if email and topic_arn:
+        # The stack subscribes the address to the topic it owns; a shared topic's subscriptions
+        # belong to whoever manages that topic (a destroy here must not unsubscribe a fleet).
+        raise ConfigError(
+            ALARM_EMAIL,
+            "set together with alarmTopicArn: the stack does not manage a shared topic's "
+            "subscriptions",
+            "alarmEmail with the stack's own topic (alarmTopicArn empty); subscribe the address "
+            "to the shared topic where that topic is managed",
+        )
+    return topic_arn, email
 
 
 class _Reader:

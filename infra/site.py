@@ -1,13 +1,17 @@
-"""One site's webhook: the function, the edge (own or shared ALB) and the routing between."""
+"""One site's webhook: the edge (own or shared ALB), the routing to the ingest function, the
+pipeline from the ingest through a queue to the worker, and the alarms watching it."""
 
 from __future__ import annotations
 
 import pulumi
+import pulumi_aws as aws
 
+from infra.alarms import Alarms
 from infra.edge import Edge
 from infra.function import WebhookFunction
 from infra.naming import site_tags
 from infra.netlify_hook import hook_body
+from infra.pipeline import Pipeline
 from infra.pulumi_config import StackConfig
 from infra.routing import Routing
 from infra.rule import WebhookRule
@@ -34,12 +38,19 @@ class SiteWebhook(pulumi.ComponentResource):
 
         # The edge first: in shared mode it checks the given listener before anything exists.
         self.edge = Edge(f"{name}-edge", settings=settings, tags=tags, opts=child)
+        # The queue before the ingest that sends to it; the alarms last, once the ingest's log
+        # group (for the 5xx metric filter) exists.
+        self.pipeline = Pipeline(
+            f"{name}-pipeline", settings=settings, stack=stack, tags=tags, opts=child
+        )
         self.function = WebhookFunction(
             f"{name}-fn",
             settings=settings,
             stack=stack,
             webhook_token=config.webhook_token,
             netlify_jws_secret=config.netlify_jws_secret,
+            queue_url=self.pipeline.queue.url,
+            queue_arn=self.pipeline.queue.arn,
             tags=tags,
             opts=child,
         )
@@ -57,6 +68,21 @@ class SiteWebhook(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
+
+        self.alarms = Alarms(
+            f"{name}-alarms",
+            settings=settings,
+            stack=stack,
+            ingest_function_name=self.function.function.name,
+            ingest_log_group_name=self.function.log_group.name,
+            queue_name=self.pipeline.queue.name,
+            dead_letter_queue_name=self.pipeline.dead_letter_queue.name,
+            worker_function_name=self.pipeline.worker.name,
+            tags=tags,
+            opts=child,
+        )
+        # The provider's region (`aws:region`, or the environment's), as the runbook needs it.
+        region = aws.get_region(opts=pulumi.InvokeOptions(parent=self)).region
 
         self.webhook_url = pulumi.Output.secret(rule.url())
         self.netlify_hook = pulumi.Output.secret(
@@ -76,5 +102,11 @@ class SiteWebhook(pulumi.ComponentResource):
             "invalidation_paths": list(settings.invalidation_paths),
             "listener_arn": self.edge.listener_arn,
             "load_balancer_dns_name": self.edge.load_balancer_dns_name,
+            "queue_url": self.pipeline.queue.url,
+            "dead_letter_queue_url": self.pipeline.dead_letter_queue.url,
+            "worker_function_name": self.pipeline.worker.name,
+            "worker_log_group_name": self.pipeline.worker_log_group.name,
+            "alarm_topic_arn": self.alarms.topic_arn,
+            "region": region,
         }
         self.register_outputs(self.outputs)

@@ -1,11 +1,14 @@
 """``make demo``: the whole flow on an embedded AWS, then the runbook's report.
 
 1. start the local stack for a stack config (default ``Pulumi.dev.yaml``);
-2. send a signed deploy notification as Netlify would, through the local ALB stand-in;
-3. find the invalidation the function created (by its caller reference);
-4. execute ``notebooks/runbook.ipynb`` against the local stack with papermill and export it to
-   HTML under ``out/``;
-5. stop everything and exit non-zero if any step failed.
+2. send a signed deploy notification as Netlify would, through the local ALB stand-in: the
+   ingest queues one message per distribution and answers 202;
+3. show the queued messages, then run the event source mapping stand-in once over the queue:
+   it hands them to the worker, which creates the invalidations;
+4. find the invalidation the worker created (by its caller reference);
+5. execute ``notebooks/runbook.ipynb`` against the local stack with papermill (the queue runner
+   now polling in the background) and export it to HTML under ``out/``;
+6. stop everything and exit non-zero if any step failed.
 
 Usage: ``python -m local.demo [--stack dev] [--out DIR] [--wait-timeout 60]``; the output folder
 can also be given as ``NCW_DEMO_OUT``.
@@ -29,6 +32,7 @@ from unittest import mock
 
 from function import webhook_settings
 from infra.stack_files import PROJECT_DIR
+from local.queue_runner import BatchResult
 from local.stack import LocalStack
 from runbook_lib.notify import netlify_deploy_payload, send_deploy_notification
 from runbook_lib.verification import find_invalidation
@@ -124,7 +128,7 @@ def run_runbook(
         "aws_endpoint_url": local.endpoint_url,
         "distribution_id": local.distribution_ids[0],
         "deploy_id": deploy_id,
-        "notification_status": notification_status,  # shown in the report's section 3
+        "notification_status": notification_status,  # shown in the report's section 4
         "wait_timeout_s": wait_timeout_s,
         "dry_run": True,
         "summary_path": str(report.summary),
@@ -189,10 +193,57 @@ def runbook_findings(summary: dict | None) -> list[str]:
 
 def _summary(body: object) -> str:
     if isinstance(body, dict):
-        keys = ("status", "result", "message", "reason", "deploy_id", "invalidations")
+        keys = ("status", "result", "message", "reason", "deploy_id")
         shown = {key: body[key] for key in keys if key in body}
         return str(shown or body)
     return repr(body)[:300]
+
+
+def queue_depths(local: LocalStack) -> tuple[int, int]:
+    """(messages in the invalidation queue, in the dead-letter queue), in flight included."""
+    sqs = local.client("sqs")
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    depths = []
+    for url in (local.queue_url, local.dead_letter_queue_url):
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        depths.append(sum(int(attributes[name]) for name in names))
+    return depths[0], depths[1]
+
+
+def describe_queued(answer: object) -> list[str]:
+    """One line per message the ingest queued (ids, reference, paths: nothing secret)."""
+    if not isinstance(answer, dict):
+        return []
+    lines = []
+    for item in answer.get("invalidations") or []:
+        if isinstance(item, dict):
+            lines.append(
+                f"    queued message {item.get('message_id')} for {item.get('distribution_id')}: "
+                f"reference {item.get('caller_reference')} paths {item.get('paths')}"
+            )
+    return lines
+
+
+def describe_batch(result: BatchResult, worker_name: str) -> list[str]:
+    """What the event source mapping stand-in did with one batch."""
+    lines = [f"    worker {worker_name} invoked with {len(result.records)} record(s)"]
+    for record in result.records:
+        try:
+            body = json.loads(record.body)
+        except ValueError:
+            body = {}
+        lines.append(
+            f"      record {record.message_id} (receive {record.receive_count}): "
+            f"deploy {body.get('deploy_id')} distribution {body.get('distribution_id')} "
+            f"reference {body.get('caller_reference')} paths {body.get('paths')}"
+        )
+    outcome = f"      -> {len(result.deleted)} processed (deleted), {len(result.listed)} to retry"
+    if result.error:
+        outcome += f" ({result.error})"
+    for message_id, seconds in result.visibility_s.items():
+        outcome += f"; {message_id} back in {seconds} s"
+    lines.append(outcome)
+    return lines
 
 
 def demo(stack: str, out_dir: Path, wait_timeout_s: int) -> int:
@@ -201,21 +252,40 @@ def demo(stack: str, out_dir: Path, wait_timeout_s: int) -> int:
     report = Report.in_folder(out_dir, stack)
     report.clear()  # a failed run must not leave an earlier run's report to be taken for its own
     with _step(f"Starting the local stack for Pulumi.{stack}.yaml"):
-        local = LocalStack.start(stack)
+        # The queue moves when the demo says so, so each hop is shown in order.
+        local = LocalStack.start(stack, poll_queue=False)
     try:
         _say(f"    embedded AWS (moto)   {local.endpoint_url}  region {local.region}")
         _say(f"    ALB stand-in          {local.listener_url}  (Host: {local.webhook_host})")
         _say(f"    distributions         {', '.join(local.distribution_ids)}")
-        _say(f"    function              {local.function_name} (in-process)")
+        _say(f"    ingest                {local.function_name} (in-process)")
+        _say(f"    queue                 {local.queue_url}")
+        _say(f"    dead-letter queue     {local.dead_letter_queue_url}")
+        _say(f"    worker                {local.worker_function_name} (in-process, queue runner)")
 
         with _step("Sending a signed deploy notification, as Netlify would"):
             deploy_id, result = send_notification(local)
             status = getattr(result, "status", None)
-            _say(f"    deploy {deploy_id}: HTTP {status} {_summary(getattr(result, 'body', None))}")
+            answer = getattr(result, "body", None)
+            _say(f"    deploy {deploy_id}: HTTP {status} {_summary(answer)}")
             if not isinstance(status, int) or not 200 <= status < 300:
                 failures.append(f"the notification was answered with HTTP {status}")
+            for line in describe_queued(answer):
+                _say(line)
+            queued, dead = queue_depths(local)
+            _say(f"    the queue holds {queued} message(s), the dead-letter queue {dead}")
 
-        with _step("Looking for the invalidation the function created"):
+        with _step("Running the worker on the queue (the event source mapping stand-in)"):
+            assert local.runner is not None
+            for batch in local.runner.run_until_idle():
+                for line in describe_batch(batch, local.worker_function_name):
+                    _say(line)
+            queued, dead = queue_depths(local)
+            _say(f"    the queue holds {queued} message(s), the dead-letter queue {dead}")
+            if queued or dead:
+                failures.append(f"{queued} message(s) left in the queue, {dead} dead-lettered")
+
+        with _step("Looking for the invalidation the worker created"):
             reference = webhook_settings.caller_reference(
                 deploy_id, local.settings.invalidation_paths
             )
@@ -233,6 +303,7 @@ def demo(stack: str, out_dir: Path, wait_timeout_s: int) -> int:
                     )
 
         with _step("Executing the runbook against the local stack (papermill)"):
+            local.runner.start_polling()  # whatever the runbook queues is delivered too
             report, error = run_runbook(local, deploy_id, out_dir, wait_timeout_s, status)
             if error is not None:
                 failures.append(f"the runbook failed: {type(error).__name__}: {error}")

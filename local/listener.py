@@ -4,25 +4,19 @@ A request that meets the stack's listener rule (``infra.rule.WebhookRule``, the 
 Pulumi program turns into the real rule) becomes an ALB Lambda event (``local.alb``) and is
 passed to ``function/handler.py``'s ``handler`` with a Lambda-like context; anything else gets
 the HTTPS listener's default answer, 404. The function's log records go to the stack's
-CloudWatch log group as Lambda's JSON log format writes them, so the runbook reads real records.
+CloudWatch log group as Lambda's JSON log format writes them, so the runbook reads real records
+(``local.lambda_runtime``, shared with the queue runner that runs the worker).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import secrets
-import sys
 import threading
 import time
-import traceback
-import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import ModuleType
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -31,6 +25,7 @@ from infra.edge import NOT_FOUND_BODY
 from infra.function import MEMORY_MB, TIMEOUT_SECONDS
 from infra.rule import WebhookRule
 from local import alb
+from local.lambda_runtime import FunctionRuntime, Handler, LambdaContext
 
 FUNCTION_TIMEOUT_S = TIMEOUT_SECONDS  # the function's timeout in the Pulumi program
 _NOT_FOUND_BODY = NOT_FOUND_BODY.encode()  # the HTTPS listener's fixed-response default action
@@ -56,117 +51,20 @@ class ListenerSite(Protocol):
     def client(self, service: str) -> Any: ...
 
 
-class LambdaContext:
-    """The parts of Lambda's context object a handler uses."""
+def _real_handler(event: Any, context: LambdaContext) -> Any:
+    # Looked up at each call, so a test that patches ``handler.handler`` reaches it.
+    return handler_module.handler(event, context)
 
-    def __init__(
-        self,
-        *,
-        function_name: str,
-        region: str,
-        account_id: str,
-        log_group_name: str,
-        log_stream_name: str,
-        timeout_s: float = FUNCTION_TIMEOUT_S,
-        memory_limit_in_mb: int = MEMORY_MB,
-    ) -> None:
-        self.function_name = function_name
-        self.function_version = "$LATEST"
-        self.invoked_function_arn = f"arn:aws:lambda:{region}:{account_id}:function:{function_name}"
-        self.memory_limit_in_mb = memory_limit_in_mb
-        self.aws_request_id = str(uuid.uuid4())
-        self.log_group_name = log_group_name
-        self.log_stream_name = log_stream_name
-        self.identity = None
-        self.client_context = None
-        self._deadline = time.monotonic() + timeout_s
 
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self._deadline - time.monotonic()) * 1000))
+def _reset_handler_state() -> None:
+    reset = getattr(handler_module, "reset_state", None)
+    if callable(reset):
+        reset()
 
 
 def trace_id() -> str:
     """An ``X-Amzn-Trace-Id`` value as the ALB adds it."""
     return f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}"
-
-
-class _Invocation(threading.local):
-    request_id: str | None = None
-    records: list[tuple[int, dict]] | None = None
-
-
-_current = _Invocation()
-
-
-def json_log_record(record: logging.LogRecord, request_id: str | None) -> dict:
-    """One log record as Lambda's JSON log format writes it (timestamp, level, message, ...)."""
-    entry: dict[str, Any] = {
-        "timestamp": _iso(record.created),
-        "level": record.levelname,
-        "message": record.getMessage(),
-        "logger": record.name,
-    }
-    if request_id:
-        entry["requestId"] = request_id
-    standard = logging.makeLogRecord({}).__dict__.keys() | {"message", "asctime", "taskName"}
-    for key, value in record.__dict__.items():
-        if key not in standard and not key.startswith("_"):
-            entry[key] = value if isinstance(value, str | int | float | bool | None) else str(value)
-    if record.exc_info and record.exc_info[0] is not None:
-        error_type, error, tb = record.exc_info
-        entry["errorType"] = error_type.__name__
-        entry["errorMessage"] = str(error)
-        entry["stackTrace"] = traceback.format_tb(tb)
-    return entry
-
-
-class InvocationLogHandler(logging.Handler):
-    """Collects the records logged by the thread running an invocation (and nothing else)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        records = _current.records
-        if records is None or record.name.startswith("local."):
-            return
-        try:
-            entry = json_log_record(record, _current.request_id)
-            records.append((int(record.created * 1000), entry))
-        except Exception:  # a logging handler must never break the caller
-            self.handleError(record)
-
-
-class CloudWatchWriter:
-    """Writes an invocation's records to the function's log group, one stream per listener."""
-
-    def __init__(self, local: ListenerSite) -> None:
-        self._logs = local.client("logs")
-        self._group = local.log_group_name
-        day = datetime.now(UTC).strftime("%Y/%m/%d")
-        self.stream = f"{day}/[$LATEST]{secrets.token_hex(16)}"
-        self._lock = threading.Lock()
-        self._logs.create_log_stream(logGroupName=self._group, logStreamName=self.stream)
-
-    def write(self, entries: list[tuple[int, dict]]) -> None:
-        """Put (epoch milliseconds, JSON record) pairs, oldest first."""
-        events = [
-            {"timestamp": millis, "message": json.dumps(entry, default=str)}
-            for millis, entry in sorted(entries, key=lambda pair: pair[0])
-        ]
-        if events:
-            with self._lock:
-                self._logs.put_log_events(
-                    logGroupName=self._group, logStreamName=self.stream, logEvents=events
-                )
-
-
-def _iso(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _platform_record(kind: str, request_id: str, **record: Any) -> tuple[int, dict]:
-    """A Lambda platform event (``platform.start``, ``platform.report``) as a log entry."""
-    now = time.time()
-    entry = {"time": _iso(now), "type": kind, "record": {"requestId": request_id, **record}}
-    return int(now * 1000), entry
 
 
 class LocalListener:
@@ -177,25 +75,21 @@ class LocalListener:
         local: ListenerSite,
         *,
         multi_value_headers: bool = False,
-        invoke: Callable[[dict, LambdaContext], Any] | None = None,
+        invoke: Handler | None = None,
         timeout_s: float = FUNCTION_TIMEOUT_S,
     ) -> None:
         self.local = local
         self.multi_value_headers = multi_value_headers
         self.timeout_s = timeout_s
         self._invoke = invoke
-        self._handler_module: ModuleType | None = None
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self._log_handler = InvocationLogHandler(level=logging.DEBUG)
-        self._root_level: int | None = None
-        self._writer: CloudWatchWriter | None = None
-        self.invocations = 0
+        self.runtime: FunctionRuntime | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
     def start(self) -> LocalListener:
-        """Bind and serve; on failure, undo what was done (log handler, root level) and raise."""
+        """Bind and serve; on failure, undo what was done (log capture, root level) and raise."""
         try:
             self._start()
         except BaseException:
@@ -204,15 +98,17 @@ class LocalListener:
         return self
 
     def _start(self) -> None:
-        if self._invoke is None:
-            self._handler_module = handler_module
-            self._reset_function_state()
-        self._writer = CloudWatchWriter(self.local)
-        root = logging.getLogger()
-        self._root_level = root.level
-        if root.getEffectiveLevel() > logging.INFO:
-            root.setLevel(logging.INFO)  # Lambda's JSON log format defaults to INFO
-        root.addHandler(self._log_handler)
+        self.runtime = FunctionRuntime(
+            function_name=self.local.function_name,
+            log_group_name=self.local.log_group_name,
+            region=self.local.region,
+            account_id=self.local.account_id,
+            logs_client=lambda: self.local.client("logs"),
+            handler=self._invoke or _real_handler,
+            timeout_s=self.timeout_s,
+            memory_mb=MEMORY_MB,
+            reset=None if self._invoke else _reset_handler_state,
+        ).start()
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), _make_request_handler(self))
         server.daemon_threads = True
@@ -230,13 +126,9 @@ class LocalListener:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
-        root = logging.getLogger()
-        root.removeHandler(self._log_handler)
-        if self._root_level is not None:
-            root.setLevel(self._root_level)
-            self._root_level = None
-        if self._handler_module is not None:
-            self._reset_function_state()
+        if self.runtime is not None:
+            self.runtime.stop()
+            self.runtime = None
 
     @property
     def port(self) -> int:
@@ -247,54 +139,16 @@ class LocalListener:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    # -- one request -----------------------------------------------------------------------
+    @property
+    def invocations(self) -> int:
+        return self.runtime.invocations if self.runtime else 0
 
-    def _reset_function_state(self) -> None:
-        reset = getattr(self._handler_module, "reset_state", None)
-        if callable(reset):
-            reset()
+    # -- one request -----------------------------------------------------------------------
 
     def invoke(self, event: dict) -> Any:
         """Run the function on ``event`` as Lambda would; returns its response (or raises)."""
-        context = LambdaContext(
-            function_name=self.local.function_name,
-            region=self.local.region,
-            account_id=self.local.account_id,
-            log_group_name=self.local.log_group_name,
-            log_stream_name=self._writer.stream if self._writer else "",
-            timeout_s=self.timeout_s,
-        )
-        request_id = context.aws_request_id
-        records = [_platform_record("platform.start", request_id, version="$LATEST")]
-        _current.request_id, _current.records = request_id, records
-        started = time.monotonic()
-        try:
-            call = self._invoke or handler_module.handler
-            return call(event, context)
-        except Exception:
-            _log_invocation_error(request_id)
-            raise
-        finally:
-            _current.request_id, _current.records = None, None
-            duration = round((time.monotonic() - started) * 1000, 2)
-            self.invocations += 1
-            records.append(
-                _platform_record(
-                    "platform.report",
-                    request_id,
-                    status="success" if duration <= self.timeout_s * 1000 else "timeout",
-                    metrics={"durationMs": duration, "memorySizeMB": MEMORY_MB},
-                )
-            )
-            self._write_logs(records)
-
-    def _write_logs(self, records: list[tuple[int, dict]]) -> None:
-        if self._writer is None:
-            return
-        try:
-            self._writer.write(records)
-        except Exception as error:  # logs are a convenience; never fail the request for them
-            _log.warning("could not write the function's logs to CloudWatch: %s", error)
+        assert self.runtime is not None, "start() the listener first"
+        return self.runtime.invoke(event)
 
     def handle(self, request: BaseHTTPRequestHandler) -> tuple[int, str | None, list, bytes]:
         """The ALB's answer to one HTTP request: (status, reason, headers, body)."""
@@ -405,16 +259,6 @@ def _read_chunked(rfile: Any, limit: int) -> bytes:
             if not line:
                 raise BodyError(400, _BAD_REQUEST)
             return bytes(body)
-
-
-def _log_invocation_error(request_id: str) -> None:
-    """An uncaught exception: Lambda logs it as an ERROR record of the invocation."""
-    records = _current.records
-    if records is not None:
-        record = logging.LogRecord(
-            "handler", logging.ERROR, __file__, 0, "Unhandled exception", None, sys.exc_info()
-        )
-        records.append((int(record.created * 1000), json_log_record(record, request_id)))
 
 
 def _bad_gateway() -> tuple[int, str | None, list, bytes]:

@@ -42,7 +42,11 @@ def serve(stack: str, stop: threading.Event) -> int:
         function_logger.addHandler(console)
         try:
             environment = local.environment()
-            print(f"Local stack for Pulumi.{stack}.yaml is running.\n")
+            print(f"Local stack for Pulumi.{stack}.yaml is running.")
+            print(
+                f"The ingest queues each accepted deploy on {local.names.queue_name}; the queue "
+                f"runner hands it to the worker ({local.worker_function_name}) within a second.\n"
+            )
             print("# Environment for the runbook. Includes the webhook token and the JWS secret")
             print("# of THIS LOCAL THROWAWAY STACK (fresh on every start; not your real secrets).")
             print("\n".join(export_lines(environment)))

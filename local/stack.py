@@ -7,12 +7,17 @@ like the real account the site runs in:
 
 - a CloudFront distribution for each configured id, carrying that id, shaped like the site
   (Netlify as default origin, an S3 origin serving ``/pdf/*``);
-- the SSM SecureString the function reads its secrets from;
-- the function's CloudWatch log group.
+- the SSM SecureString the ingest reads its secrets from;
+- the invalidation queue and its dead-letter queue, with the program's attributes (visibility
+  timeout, retention, redrive policy after ``MAX_RECEIVE_COUNT`` receives, SSE);
+- the ingest's and the worker's CloudWatch log groups, and the alarm topic (SNS).
 
-It then starts the local listener (``local.listener``), the ALB stand-in that runs
-``function/handler.py`` in-process. ``stop()`` (or leaving the ``with`` block) stops both and
-restores the process environment.
+It then starts the local listener (``local.listener``), the ALB stand-in that runs the ingest
+(``function/handler.py``) in-process, and the queue runner (``local.queue_runner``), the event
+source mapping stand-in that runs the worker (``function/worker.py``) on the queue's messages.
+The process environment holds both functions' settings (their shared ``DISTRIBUTION_IDS`` is
+the same value). ``stop()`` (or leaving the ``with`` block) stops everything and restores the
+environment.
 
 moto keeps one state per process and every start resets it, so only one local stack may run in
 a process at a time: a second ``start()`` while one runs raises ``LocalStackAlreadyRunning``.
@@ -21,6 +26,7 @@ a process at a time: a second ``start()`` while one runs raises ``LocalStackAlre
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import secrets
@@ -35,7 +41,13 @@ from moto.server import ThreadedMotoServer
 
 from function import webhook_settings
 from infra import naming
-from infra.function import MEMORY_MB, function_environment
+from infra.function import MEMORY_MB, function_environment, worker_environment
+from infra.pipeline import (
+    DEAD_LETTER_RETENTION_SECONDS,
+    QUEUE_RETENTION_SECONDS,
+    QUEUE_VISIBILITY_TIMEOUT_SECONDS,
+    redrive_policy,
+)
 from infra.rule import TOKEN_QUERY_KEY, WebhookRule
 from infra.runbook_env import RUNBOOK_ENV
 from infra.settings import (
@@ -47,6 +59,7 @@ from infra.settings import (
 )
 from infra.stack_files import PROJECT_DIR, load_stack_files
 from local.listener import LocalListener
+from local.queue_runner import QueueRunner
 
 DEFAULT_REGION = "us-east-1"
 # Fake credentials: the local stack never talks to a real AWS account.
@@ -90,16 +103,43 @@ class ResourceNames:
     function_name: str
     log_group_name: str
     secrets_parameter_name: str
+    worker_function_name: str
+    worker_log_group_name: str
+    queue_name: str
+    dead_letter_queue_name: str
+    alarm_topic_name: str
 
 
 def resource_names(stack: str, domain: str) -> ResourceNames:
-    """The function, its log group and its secrets parameter, named by ``infra.naming``."""
+    """The functions, their log groups, the queues, the parameter: named by ``infra.naming``."""
     function_name = naming.function_name(stack, domain)
+    worker_function_name = naming.worker_function_name(stack, domain)
     return ResourceNames(
         function_name=function_name,
         log_group_name=naming.log_group_name(function_name),
         secrets_parameter_name=naming.secrets_parameter_name(stack, domain),
+        worker_function_name=worker_function_name,
+        worker_log_group_name=naming.log_group_name(worker_function_name),
+        queue_name=naming.queue_name(stack, domain),
+        dead_letter_queue_name=naming.dead_letter_queue_name(stack, domain),
+        alarm_topic_name=naming.alarm_topic_name(stack, domain),
     )
+
+
+class EnvironmentConflict(ValueError):
+    """Two functions that share the process environment need different values for a variable."""
+
+
+def merged_environment(*environments: dict[str, str]) -> dict[str, str]:
+    """One environment holding all of ``environments``; a variable they disagree on raises."""
+    merged: dict[str, str] = {}
+    for environment in environments:
+        for name, value in environment.items():
+            if merged.setdefault(name, value) != value:
+                raise EnvironmentConflict(
+                    f"{name} differs between the functions sharing this process's environment"
+                )
+    return merged
 
 
 def site_distribution_config(
@@ -199,7 +239,13 @@ class LocalStack:
     jws_secret: str
     endpoint_url: str = ""
     account_id: str = ""
+    queue_url: str = ""
+    queue_arn: str = ""
+    dead_letter_queue_url: str = ""
+    dead_letter_queue_arn: str = ""
+    alarm_topic_arn: str = ""
     listener: Any = None
+    runner: QueueRunner | None = None
     _server: ThreadedMotoServer | None = field(default=None, repr=False)
     _saved_environ: dict[str, str | None] = field(default_factory=dict, repr=False)
     _werkzeug_level: int | None = field(default=None, repr=False)
@@ -216,12 +262,17 @@ class LocalStack:
         jws_secret: str | None = None,
         multi_value_headers: bool = False,
         invoke: Any = None,
+        worker_invoke: Any = None,
+        poll_queue: bool = True,
     ) -> LocalStack:
-        """Start moto and the listener for ``Pulumi.<stack>.yaml``; returns the running stack.
+        """Start moto, the listener and the queue runner for ``Pulumi.<stack>.yaml``.
 
         ``webhook_token`` and ``jws_secret`` default to fresh ``secrets.token_urlsafe`` values
-        (the stack file holds them encrypted, if at all). ``invoke`` replaces the in-process
-        call of ``handler.handler`` (tests only).
+        (the stack file holds them encrypted, if at all). ``invoke`` and ``worker_invoke``
+        replace the in-process calls of ``handler.handler`` and ``worker.handler`` (tests only).
+        ``poll_queue`` runs the queue runner in a background thread (``make local``, the demo,
+        the runbook's tests); without it the queue moves only when the caller drives
+        ``local.runner`` (``poll_once``, ``advance``, ``run_until_idle``), step by step.
         """
         files = load_stack_files(stack, project_dir)
         values = dict(files.values)
@@ -239,13 +290,20 @@ class LocalStack:
         )
         _claim(local)
         try:
-            local._start(multi_value_headers=multi_value_headers, invoke=invoke)
+            local._start(
+                multi_value_headers=multi_value_headers,
+                invoke=invoke,
+                worker_invoke=worker_invoke,
+                poll_queue=poll_queue,
+            )
         except BaseException:
             local.stop()
             raise
         return local
 
-    def _start(self, *, multi_value_headers: bool, invoke: Any) -> None:
+    def _start(
+        self, *, multi_value_headers: bool, invoke: Any, worker_invoke: Any, poll_queue: bool
+    ) -> None:
         werkzeug = logging.getLogger("werkzeug")  # moto's server logs every request at INFO
         self._werkzeug_level = werkzeug.level
         werkzeug.setLevel(logging.WARNING)
@@ -254,18 +312,29 @@ class LocalStack:
         host, port = self._server.get_host_and_port()
         self.endpoint_url = f"http://{host}:{port}"
         self._reset_moto()  # moto's backends are per process: start from a clean account
-        self._apply_environ(self.function_environment())
+        # The local AWS first (and no real profile), then the functions' settings, which name
+        # the queues moto creates.
+        self._apply_environ(self.aws_environment())
         self._seed()
+        self._apply_environ(self.process_environment())
         self.listener = LocalListener(
             self, multi_value_headers=multi_value_headers, invoke=invoke
         ).start()
+        self.runner = QueueRunner(self, invoke=worker_invoke).start(background=poll_queue)
 
     def stop(self) -> None:
-        """Stop the listener and moto, restore the environment. Safe to call twice."""
+        """Stop the runner, the listener and moto, restore the environment. Safe twice."""
         try:
-            if self.listener is not None:
-                self.listener.stop()
-                self.listener = None
+            if self.runner is not None:
+                self.runner.request_stop()  # its last long poll ends while the listener stops
+            try:
+                if self.listener is not None:
+                    self.listener.stop()
+                    self.listener = None
+            finally:
+                if self.runner is not None:
+                    self.runner.stop()
+                    self.runner = None
         finally:
             try:
                 self._stop_server()
@@ -313,6 +382,14 @@ class LocalStack:
         return self.names.secrets_parameter_name
 
     @property
+    def worker_function_name(self) -> str:
+        return self.names.worker_function_name
+
+    @property
+    def worker_log_group_name(self) -> str:
+        return self.names.worker_log_group_name
+
+    @property
     def webhook_host(self) -> str:
         """The webhook's domain: send it as the Host header, as Netlify reaching the ALB would."""
         return self.rule.host
@@ -336,8 +413,8 @@ class LocalStack:
         )
 
     def function_environment(self) -> dict[str, str]:
-        """What the function finds in its environment: its settings and a local AWS."""
-        env = function_environment(self.settings, self.secrets_parameter_name)
+        """What the ingest finds in its environment: its settings and a local AWS."""
+        env = function_environment(self.settings, self.secrets_parameter_name, self.queue_url)
         env.update(self.aws_environment())
         env.update(
             {
@@ -349,6 +426,21 @@ class LocalStack:
             }
         )
         return env
+
+    def worker_environment(self) -> dict[str, str]:
+        """What the worker finds in its environment: its settings and a local AWS.
+
+        Lambda's own variables (``AWS_LAMBDA_FUNCTION_NAME``...) stay the ingest's in the shared
+        process environment; the worker's context carries its own name and log group.
+        """
+        return {
+            **worker_environment(self.settings, self.dead_letter_queue_url),
+            **self.aws_environment(),
+        }
+
+    def process_environment(self) -> dict[str, str]:
+        """Both functions' environments in one (they agree on every variable they share)."""
+        return merged_environment(self.function_environment(), self.worker_environment())
 
     def aws_environment(self) -> dict[str, str]:
         return {
@@ -372,6 +464,12 @@ class LocalStack:
             RUNBOOK_ENV["log_group"]: self.log_group_name,
             RUNBOOK_ENV["netlify_site_id"]: self.settings.netlify_site_id or "",
             RUNBOOK_ENV["secrets_parameter"]: self.secrets_parameter_name,
+            RUNBOOK_ENV["queue_url"]: self.queue_url,
+            RUNBOOK_ENV["dead_letter_queue_url"]: self.dead_letter_queue_url,
+            RUNBOOK_ENV["worker_function_name"]: self.worker_function_name,
+            RUNBOOK_ENV["worker_log_group"]: self.worker_log_group_name,
+            RUNBOOK_ENV["alarm_topic_arn"]: self.alarm_topic_arn,
+            RUNBOOK_ENV["region"]: self.region,
         }
 
     def client(self, service: str):
@@ -408,11 +506,49 @@ class LocalStack:
             Value=webhook_settings.secrets_value(token, self.jws_secret),
         )
 
+        self._seed_queues()
+        tags = naming.site_tags(self.stack, self.settings.domain)
         logs = self.client("logs")
-        logs.create_log_group(logGroupName=self.log_group_name)
-        logs.put_retention_policy(
-            logGroupName=self.log_group_name, retentionInDays=self.settings.log_retention_days
-        )
+        for group in (self.log_group_name, self.worker_log_group_name):
+            logs.create_log_group(logGroupName=group, tags=tags)
+            logs.put_retention_policy(
+                logGroupName=group, retentionInDays=self.settings.log_retention_days
+            )
+        # The stack's own topic, also when the config names a shared one: that ARN belongs to
+        # a real account.
+        self.alarm_topic_arn = self.client("sns").create_topic(
+            Name=self.names.alarm_topic_name,
+            Tags=[{"Key": key, "Value": value} for key, value in tags.items()],
+        )["TopicArn"]
+
+    def _seed_queues(self) -> None:
+        """The two queues exactly as ``infra.pipeline`` declares them."""
+        sqs = self.client("sqs")
+        tags = naming.site_tags(self.stack, self.settings.domain)
+        self.dead_letter_queue_url = sqs.create_queue(
+            QueueName=self.names.dead_letter_queue_name,
+            Attributes={
+                "MessageRetentionPeriod": str(DEAD_LETTER_RETENTION_SECONDS),
+                "SqsManagedSseEnabled": "true",
+            },
+            tags=tags,
+        )["QueueUrl"]
+        self.dead_letter_queue_arn = sqs.get_queue_attributes(
+            QueueUrl=self.dead_letter_queue_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
+        self.queue_url = sqs.create_queue(
+            QueueName=self.names.queue_name,
+            Attributes={
+                "VisibilityTimeout": str(QUEUE_VISIBILITY_TIMEOUT_SECONDS),
+                "MessageRetentionPeriod": str(QUEUE_RETENTION_SECONDS),
+                "RedrivePolicy": json.dumps(redrive_policy(self.dead_letter_queue_arn)),
+                "SqsManagedSseEnabled": "true",
+            },
+            tags=tags,
+        )["QueueUrl"]
+        self.queue_arn = sqs.get_queue_attributes(
+            QueueUrl=self.queue_url, AttributeNames=["QueueArn"]
+        )["Attributes"]["QueueArn"]
 
     def _apply_environ(self, values: dict[str, str]) -> None:
         for name in (*values, *_REAL_AWS_VARIABLES):

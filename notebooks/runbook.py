@@ -17,10 +17,11 @@
 # # Netlify → CloudFront webhook: operator runbook
 #
 # Run it top to bottom. It tells you which account and stack you are looking at, checks the
-# CloudFront distributions, sends a signed test deploy notification exactly as Netlify would,
-# follows the invalidation the function creates until CloudFront reports it Completed, and shows
-# the invalidation history and its cost. Nothing beyond that test notification changes state
-# unless you set `dry_run = False`.
+# CloudFront distributions and the pipeline (queue, dead letters, alarms), sends a signed test
+# deploy notification exactly as Netlify would, follows the invalidation the worker creates until
+# CloudFront reports it Completed, and shows the invalidation history and its cost. Nothing
+# beyond that test notification changes state unless you set `dry_run = False` or
+# `redrive_dead_letters = True`.
 #
 # - **Local stack:** `make local` prints the environment (`AWS_ENDPOINT_URL`, `NCW_*`); start
 #   Jupyter from that shell. `make demo` runs this notebook for you.
@@ -35,13 +36,14 @@ region = None  # None: $AWS_REGION, $AWS_DEFAULT_REGION or the stack file
 aws_endpoint_url = None  # None: real AWS, or $AWS_ENDPOINT_URL
 webhook_url = None  # None: stack output or $NCW_WEBHOOK_URL; give it without ?token=
 distribution_id = None  # None: the first configured distribution
-deploy_id = None  # None: section 3 sends a fresh test notification
+deploy_id = None  # None: section 4 sends a fresh test notification
 notification_status = None  # with deploy_id: the HTTP status the caller's notification got
-wait_timeout_s = 300  # section 4 stops waiting after this many seconds
-poll_interval_s = 10  # seconds between status checks in section 4
-dry_run = True  # False: section 6 invalidates and section 8 calls the Netlify API
-manual_paths = ["/index.html"]  # paths for section 6
-history_limit = 25  # newest invalidations per distribution in section 5
+wait_timeout_s = 300  # section 5 stops waiting after this many seconds
+poll_interval_s = 10  # seconds between status checks in section 5
+dry_run = True  # False: section 7 invalidates and section 9 calls the Netlify API
+redrive_dead_letters = False  # True: section 3 moves the dead letters back to the queue
+manual_paths = ["/index.html"]  # paths for section 7
+history_limit = 25  # newest invalidations per distribution in section 6
 summary_path = None  # when set, a JSON summary of the run is written there
 
 # %%
@@ -70,7 +72,31 @@ health = rb.distributions_health(config, aws)
 rb.show(health or "**Skipped:** no distribution to inspect (see section 1).")
 
 # %% [markdown]
-# ## 3. Trigger: send a signed test deploy notification, as Netlify does
+# ## 3. Is the pipeline flowing? Queue, dead letters and alarms
+#
+# The webhook queues one message per distribution; the worker turns each into an invalidation,
+# retrying while CloudFront is busy. What can never succeed (or still fails after about two
+# hours) lands in the dead-letter queue: those invalidations did not happen. The tables show the
+# queue's depth and oldest message, up to 50 dead letters with their error, and the stack's
+# alarms. Reading the dead letters leaves them where they are.
+
+# %%
+pipeline = rb.pipeline_status(config, aws)
+rb.show(pipeline)
+
+# %% [markdown]
+# ### Move the dead letters back to the queue (guarded by `redrive_dead_letters`)
+#
+# Fix the cause first (the `error` column). With `redrive_dead_letters = True`, each message
+# goes back to the queue unchanged and is deleted from the dead-letter queue only once it is
+# there; the worker then tries it again. At most 100 a run.
+
+# %%
+redriven = rb.redrive(config, aws, enabled=redrive_dead_letters)
+rb.show(redriven)
+
+# %% [markdown]
+# ## 4. Trigger: send a signed test deploy notification, as Netlify does
 #
 # A `deploy_created` ("Deploy succeeded") notification for a fresh deploy id, signed with the
 # JWS secret when one is configured. If `deploy_id` is given, the notification was already sent
@@ -82,9 +108,9 @@ sent = rb.trigger(config, deploy_id, notification_status=notification_status)
 rb.show(sent)
 
 # %% [markdown]
-# ## 4. Verify: find the function's invalidation and wait until it completes
+# ## 5. Verify: find the worker's invalidation and wait until it completes
 #
-# The invalidation is found by the caller reference the function derives from the deploy id and
+# The invalidation is found by the caller reference the webhook derives from the deploy id and
 # the configured paths. The wait stops at `wait_timeout_s` with advice; re-running is safe.
 
 # %%
@@ -94,7 +120,7 @@ verified = rb.verify(
 rb.show(verified)
 
 # %% [markdown]
-# ## 5. History: recent invalidations, paths per month and this month's cost
+# ## 6. History: recent invalidations, paths per month and this month's cost
 #
 # The table holds the newest `history_limit` per distribution; the month's paths and cost count
 # every invalidation made this month. The first 1,000 paths a month are free per AWS account,
@@ -107,7 +133,7 @@ if past.usage:
     rb.show(rb.history_chart(past.charted))
 
 # %% [markdown]
-# ## 6. Invalidate paths by hand (guarded by `dry_run`)
+# ## 7. Invalidate paths by hand (guarded by `dry_run`)
 #
 # The paths are checked with the function's own rules; with `dry_run = True` you see the exact
 # request that would be sent.
@@ -117,14 +143,17 @@ manual_result = rb.manual(config, aws, manual_paths, dry_run=dry_run)
 rb.show(manual_result)
 
 # %% [markdown]
-# ## 7. Troubleshooting: the function's recent errors and what each answer means
+# ## 8. Troubleshooting: the functions' recent errors and what each answer means
+#
+# The webhook's function (it answers Netlify and queues), then the worker (it calls CloudFront).
 
 # %%
 errors = rb.function_errors(config, aws)
-rb.show(errors, rb.answers_table())
+worker_errors = rb.worker_errors(config, aws)
+rb.show(errors, worker_errors, rb.answers_table())
 
 # %% [markdown]
-# ## 8. Connect Netlify: the deploy notification for this stack
+# ## 9. Connect Netlify: the deploy notification for this stack
 #
 # Shows the hook body (secrets masked). With `NETLIFY_AUTH_TOKEN` in the environment and
 # `dry_run = False`, creates the notification through Netlify's hooks API, or updates the
@@ -148,6 +177,9 @@ summary = rb.run_summary(
     manual_result=manual_result,
     errors=errors,
     hook=hook,
+    pipeline=pipeline,
+    redrive_result=redriven,
+    worker_errors=worker_errors,
 )
 rb.write_summary(summary_path, summary)
 rb.show(rb.recap(summary))

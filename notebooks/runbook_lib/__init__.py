@@ -5,12 +5,12 @@ Each section function returns data (a dataclass, a pandas DataFrame) and never p
 same functions with moto, a fake clock and a local fake of Netlify's API.
 
 One module a concern, in the notebook's order: ``config`` (where settings come from), ``aws``,
-``where`` (section 1), ``health`` (2), ``notify`` (3), ``verification`` (4), ``history_cost``
-(5), ``invalidate`` (6), ``logs`` and ``answers`` (7), ``hooks`` (8), then ``summary`` and
-``display``; ``masking`` keeps secrets out of all of them. The function's rules and ``infra``
-are imported by package name (the project is installed editable). The package exports what the
-notebook's cells call (``rb.*``) and what ``local/demo.py`` sends notifications with; anything
-else is imported from its module.
+``where`` (section 1), ``health`` (2), ``pipeline`` (3), ``notify`` (4), ``verification`` (5),
+``history_cost`` (6), ``invalidate`` (7), ``logs`` and ``answers`` (8), ``hooks`` (9), then
+``summary`` and ``display``; ``masking`` keeps secrets out of all of them. The function's rules
+and ``infra`` are imported by package name (the project is installed editable). The package
+exports what the notebook's cells call (``rb.*``) and what ``local/demo.py`` sends notifications
+with; anything else is imported from its module.
 """
 
 from runbook_lib.answers import answers_table
@@ -21,8 +21,9 @@ from runbook_lib.health import distributions_health
 from runbook_lib.history_cost import history, history_chart
 from runbook_lib.hooks import connect
 from runbook_lib.invalidate import manual
-from runbook_lib.logs import function_errors
+from runbook_lib.logs import function_errors, worker_errors
 from runbook_lib.notify import netlify_deploy_payload, send_deploy_notification, trigger
+from runbook_lib.pipeline import pipeline_status, redrive
 from runbook_lib.summary import recap, run_summary, write_summary
 from runbook_lib.verification import verify
 from runbook_lib.where import where_am_i
@@ -38,12 +39,15 @@ __all__ = [
     "load_config",
     "manual",
     "netlify_deploy_payload",
+    "pipeline_status",
     "recap",
+    "redrive",
     "run_summary",
     "send_deploy_notification",
     "show",
     "trigger",
     "verify",
     "where_am_i",
+    "worker_errors",
     "write_summary",
 ]

@@ -1,6 +1,6 @@
 """What each answer of the webhook means and what to do about it.
 
-Section 7 shows the whole table; section 3 explains the one answer it got.
+Section 8 shows the whole table; section 4 explains the one answer it got.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ import pandas as pd
 
 ANSWERS: tuple[dict[str, str], ...] = (
     {
-        "answer": "202 invalidating",
-        "meaning": "Accepted: one invalidation per distribution, listed in the body.",
-        "fix": "Nothing. Section 4 follows the invalidation to Completed.",
+        "answer": "202 queued",
+        "meaning": "Accepted: one message per distribution is in the queue (listed in the body); "
+        "the worker makes the invalidations, retrying while CloudFront is busy.",
+        "fix": "Nothing. Section 5 follows the invalidation to Completed; section 3 shows what "
+        "is still queued or dead-lettered.",
     },
     {
         "answer": "200 ignored",
@@ -33,7 +35,7 @@ ANSWERS: tuple[dict[str, str], ...] = (
         "missing, invalid or made with another secret.",
         "fix": "Re-copy the webhook URL from `pulumi stack output --show-secrets webhook_url` into "
         "the Netlify notification and set its 'JWS secret token' to the stack's "
-        "netlifyJwsSecret (section 8 does both).",
+        "netlifyJwsSecret (section 9 does both).",
     },
     {
         "answer": "403",
@@ -60,23 +62,24 @@ ANSWERS: tuple[dict[str, str], ...] = (
     },
     {
         "answer": "500",
-        "meaning": "A bad function setting (the reason names the variable), or an unexpected "
-        "error (the reason carries a request id).",
-        "fix": "Read section 7's errors for that request id; fix the stack config and `pulumi up`.",
+        "meaning": "A bad function setting (the reason names the variable: QUEUE_URL when the "
+        "queue is missing or refuses the send), or an unexpected error (the reason carries a "
+        "request id).",
+        "fix": "Read section 8's errors for that request id; fix the stack config and `pulumi up`.",
     },
     {
-        "answer": "502",
-        "meaning": "CloudFront refused permanently (AccessDenied, NoSuchDistribution) for the "
-        "named distribution. From the ALB itself (HTML body): the function crashed or timed out.",
-        "fix": "Check the distribution id and the function role's cloudfront:CreateInvalidation "
-        "permission on that distribution's ARN.",
+        "answer": "502 (from the ALB)",
+        "meaning": "An HTML body from the ALB itself: the function crashed or timed out. (A "
+        "permanent CloudFront refusal no longer reaches Netlify: the worker dead-letters it.)",
+        "fix": "Read section 8's errors. Refusals such as AccessDenied or NoSuchDistribution "
+        "show in section 3's dead letters with their error code.",
     },
     {
         "answer": "503",
-        "meaning": "CloudFront stayed busy or throttled (e.g. TooManyInvalidationsInProgress) for "
-        "the function's whole time budget; the answer carries Retry-After.",
+        "meaning": "The queue did not accept the message(s) within the function's time budget "
+        "(SQS throttling or 5xx); the body lists what was queued and carries Retry-After.",
         "fix": "Safe to redeliver from Netlify (same deploy = same caller reference, no double "
-        "billing) once the invalidations in progress finish.",
+        "invalidation).",
     },
 )
 
@@ -91,9 +94,9 @@ def explain_answer(status: int, body: Any = None) -> str:
     if status == 200 and isinstance(body, dict) and body.get("status") == "ignored":
         key = "200 ignored"
     elif status == 202:
-        key = "202 invalidating"
-    elif status == 404:
-        key = "404 (from the ALB)"
+        key = "202 queued"
+    elif status in (404, 502):
+        key = f"{status} (from the ALB)"
     for row in ANSWERS:
         if row["answer"] == key:
             return f"**{row['answer']}**: {row['meaning']} *Fix:* {row['fix']}"

@@ -1,7 +1,7 @@
 """AWS access for the runbook: clients, error text safe to show, CloudFront listings.
 
 Clients are made on first use with short timeouts (no hanging); the listings serve sections
-2, 4 and 5.
+2, 5 and 6.
 """
 
 from __future__ import annotations
@@ -51,6 +51,14 @@ class AwsClients:
     @cached_property
     def logs(self):
         return self.client("logs")
+
+    @cached_property
+    def sqs(self):
+        return self.client("sqs")
+
+    @cached_property
+    def cloudwatch(self):
+        return self.client("cloudwatch")
 
 
 def error_text(error: BaseException) -> str:

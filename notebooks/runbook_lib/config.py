@@ -41,6 +41,15 @@ PARAMETER, PULUMI, ENVIRONMENT, STACK_FILE, DEFAULT = (
     "default",
 )
 LIVE_SOURCES = (PARAMETER, PULUMI, ENVIRONMENT)
+# The pipeline's settings: RunbookConfig field -> stack output (the environment variable is
+# RUNBOOK_ENV[field]). A stack deployed before the pipeline existed has none of them.
+PIPELINE_OUTPUTS = {
+    "queue_url": "queue_url",
+    "dead_letter_queue_url": "dead_letter_queue_url",
+    "worker_function_name": "worker_function_name",
+    "worker_log_group": "worker_log_group_name",
+    "alarm_topic_arn": "alarm_topic_arn",
+}
 
 
 @dataclass(frozen=True)
@@ -123,6 +132,12 @@ class RunbookConfig:
     netlify_site_id: str | None = None
     secrets_parameter: str | None = None
     netlify_hook: dict[str, Any] | None = field(default=None, repr=False)
+    # The durable pipeline (section 3): queue -> worker -> CloudFront, and its alarms.
+    queue_url: str | None = None
+    dead_letter_queue_url: str | None = None
+    worker_function_name: str | None = None
+    worker_log_group: str | None = None
+    alarm_topic_arn: str | None = None
     sources: dict[str, str] = field(default_factory=dict)
     pulumi_note: str = ""
 
@@ -153,6 +168,16 @@ class RunbookConfig:
         if not self.distribution_ids:
             gaps.append("no distributions: set NCW_DISTRIBUTION_IDS or pass `distribution_id`")
         return gaps
+
+    def pipeline_missing(self, *names: str) -> list[str]:
+        """Which of the pipeline's values ``names`` (all when none given) are unknown, each
+        with where it comes from; empty when all are known."""
+        wanted = names or tuple(PIPELINE_OUTPUTS)
+        return [
+            f"`{name}` (stack output `{PIPELINE_OUTPUTS[name]}` or {ENV[name]})"
+            for name in wanted
+            if not getattr(self, name)
+        ]
 
     def source_summary(self) -> str:
         used = sorted({source for source in self.sources.values() if source != DEFAULT})
@@ -223,7 +248,12 @@ def load_config(
     region_value = pick(
         "region",
         (PARAMETER, region),
-        (ENVIRONMENT, env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")),
+        (PULUMI, out.get("region")),
+        # The stack's own region first: AWS_REGION is the shell's default for any account.
+        (
+            ENVIRONMENT,
+            env.get(ENV["region"]) or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
+        ),
         (STACK_FILE, filed.get("aws:region")),
     )
     endpoint = pick(
@@ -283,6 +313,13 @@ def load_config(
     )
     if log_group and sources["log_group"] == DEFAULT:
         sources["log_group"] = "derived from function name"
+    pipeline = {
+        name: pick(name, (PULUMI, out.get(output)), (ENVIRONMENT, env.get(ENV[name])))
+        for name, output in PIPELINE_OUTPUTS.items()
+    }
+    if not pipeline["worker_log_group"] and pipeline["worker_function_name"]:
+        pipeline["worker_log_group"] = f"/aws/lambda/{pipeline['worker_function_name']}"
+        sources["worker_log_group"] = "derived from worker function name"
     config = RunbookConfig(
         stack=stack,
         region=region_value or DEFAULT_REGION,
@@ -306,6 +343,11 @@ def load_config(
             (ENVIRONMENT, env.get(ENV["secrets_parameter"])),
         ),
         netlify_hook=hook,
+        queue_url=pipeline["queue_url"],
+        dead_letter_queue_url=pipeline["dead_letter_queue_url"],
+        worker_function_name=pipeline["worker_function_name"],
+        worker_log_group=pipeline["worker_log_group"],
+        alarm_topic_arn=pipeline["alarm_topic_arn"],
         sources=sources,
         pulumi_note=stack_outputs.note,
     )

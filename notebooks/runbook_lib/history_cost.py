@@ -1,4 +1,4 @@
-"""Section 5, history and cost: recent invalidations, this month's paths and their price."""
+"""Section 6, history and cost: recent invalidations, this month's paths and their price."""
 
 from __future__ import annotations
 

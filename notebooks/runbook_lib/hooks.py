@@ -1,4 +1,4 @@
-"""Section 8, connect Netlify: create or update the site's deploy notification via the hooks API."""
+"""Section 9, connect Netlify: create or update the site's deploy notification via the hooks API."""
 
 from __future__ import annotations
 
@@ -197,7 +197,7 @@ def connect_netlify(
 def connect(
     config: RunbookConfig, *, dry_run: bool = True, environ: Mapping[str, str] | None = None
 ) -> HookSync:
-    """Section 8. Against the local stack (an AWS endpoint is set) Netlify is never called: its
+    """Section 9. Against the local stack (an AWS endpoint is set) Netlify is never called: its
     site id is the real site's, and the webhook URL is this machine's."""
     env = os.environ if environ is None else environ
     return connect_netlify(

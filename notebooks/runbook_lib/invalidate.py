@@ -1,4 +1,4 @@
-"""Section 6, manual invalidation: paths validated exactly like the function's, dry run first."""
+"""Section 7, manual invalidation: paths validated exactly like the function's, dry run first."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Section 7, troubleshooting: the function's recent error records from CloudWatch Logs."""
+"""Section 8, troubleshooting: the functions' recent error records from CloudWatch Logs."""
 
 from __future__ import annotations
 
@@ -83,6 +83,7 @@ def recent_errors(
     since_hours: float = 24,
     limit: int = 20,
     now: datetime | None = None,
+    output: str = "log_group_name",
 ) -> LogErrors:
     """The function's recent ERROR records (messages masked), newest first."""
     now = now or datetime.now(UTC)
@@ -121,7 +122,7 @@ def recent_errors(
         if code == "ResourceNotFoundException":
             text = (
                 f"Log group `{log_group}` does not exist: the function has never run, or the "
-                "name is wrong (it is the stack output `log_group_name`)."
+                f"name is wrong (it is the stack output `{output}`)."
             )
         else:
             text = f"Cannot read `{log_group}`: {error_text(error)}"
@@ -133,6 +134,7 @@ def recent_errors(
 
 
 def function_errors(config: RunbookConfig, aws: AwsClients | None, **kwargs: Any) -> LogErrors:
+    """The ingest's recent errors (the function behind the webhook)."""
     empty = pd.DataFrame(columns=ERROR_COLUMNS)
     if not config.live:
         return LogErrors(config.log_group, empty, message="**Skipped:** " + config.missing()[0])
@@ -143,3 +145,25 @@ def function_errors(config: RunbookConfig, aws: AwsClients | None, **kwargs: Any
             message="**Skipped:** no log group known: set NCW_LOG_GROUP or NCW_FUNCTION_NAME.",
         )
     return recent_errors((aws or AwsClients(config)).logs, config.log_group, **kwargs)
+
+
+def worker_errors(config: RunbookConfig, aws: AwsClients | None, **kwargs: Any) -> LogErrors:
+    """The worker's recent errors (the function that calls CloudFront)."""
+    empty = pd.DataFrame(columns=ERROR_COLUMNS)
+    if not config.live:
+        return LogErrors(
+            config.worker_log_group, empty, message="**Skipped:** " + config.missing()[0]
+        )
+    if not config.worker_log_group:
+        return LogErrors(
+            None,
+            empty,
+            message="**Skipped:** the worker's log group is unknown: "
+            + ", ".join(config.pipeline_missing("worker_log_group")),
+        )
+    return recent_errors(
+        (aws or AwsClients(config)).logs,
+        config.worker_log_group,
+        output="worker_log_group_name",
+        **kwargs,
+    )

@@ -1,4 +1,4 @@
-"""Section 3, trigger: a deploy notification exactly as Netlify sends it.
+"""Section 4, trigger: a deploy notification exactly as Netlify sends it.
 
 The payload is a realistic Netlify Deploy object, signed like Netlify signs it (an HS256 JWS in
 ``X-Webhook-Signature``), and sent without proxies or redirects.

@@ -20,6 +20,7 @@ from runbook_lib.invalidate import ManualInvalidation
 from runbook_lib.logs import LogErrors
 from runbook_lib.masking import mask_url
 from runbook_lib.notify import TriggerResult
+from runbook_lib.pipeline import PipelineStatus, Redrive, age_text, pipeline_summary
 from runbook_lib.verification import VerifyResult
 
 
@@ -47,6 +48,9 @@ def run_summary(
     manual_result: ManualInvalidation | None = None,
     errors: LogErrors | None = None,
     hook: HookSync | None = None,
+    pipeline: PipelineStatus | None = None,
+    redrive_result: Redrive | None = None,
+    worker_errors: LogErrors | None = None,
 ) -> dict[str, Any]:
     """What the run found, JSON-safe and without secrets (the demo and tests read it)."""
     response = trigger_result.result if trigger_result else None
@@ -91,7 +95,11 @@ def run_summary(
         }
         if manual_result
         else None,
+        "pipeline": pipeline_summary(pipeline, redrive_result),
         "errors": {"count": len(errors.table), "message": errors.message} if errors else None,
+        "worker_errors": {"count": len(worker_errors.table), "message": worker_errors.message}
+        if worker_errors
+        else None,
         "netlify": {"action": hook.action, "hook_id": hook.hook_id} if hook else None,
     }
 
@@ -130,4 +138,34 @@ def recap(summary: Mapping[str, Any]) -> str:
     )
     flagged = [h["distribution_id"] for h in summary["health"] if h["flags"] or h["error"]]
     lines.append(f"- health: {'flags on ' + ', '.join(flagged) if flagged else 'no flags'}")
+    lines.append(f"- pipeline: {_pipeline_line(summary.get('pipeline') or {})}")
     return "\n".join(lines)
+
+
+def _pipeline_line(pipeline: Mapping[str, Any]) -> str:
+    """Section 3 in one line: its verdict, the queue, the dead letters, alarms, the redrive."""
+    if not pipeline or pipeline.get("skipped"):
+        return f"skipped ({pipeline.get('skipped') or 'not run'})"
+    parts = []
+    queue = pipeline.get("queue") or {}
+    if queue and queue.get("error") is None:
+        oldest = queue.get("oldest_age_s")
+        parts.append(
+            f"{queue.get('visible')} queued, {queue.get('in_flight')} in flight"
+            + (f" (oldest {age_text(oldest)})" if oldest is not None else "")
+        )
+    if pipeline.get("dead_letters") is not None:
+        parts.append(f"{pipeline['dead_letters']['count']} dead letter(s)")
+    alarms = pipeline.get("alarms") or {}
+    if alarms and not alarms.get("error") and not alarms.get("skipped"):
+        firing = alarms.get("in_alarm") or []
+        parts.append(
+            f"{len(firing)} alarm(s) in ALARM" + (f" ({', '.join(firing)})" if firing else "")
+        )
+    moved = pipeline.get("redrive") or {}
+    if moved.get("enabled") and not moved.get("skipped"):
+        parts.append(f"{moved.get('moved', 0)} redriven")
+    missing = pipeline.get("missing") or []
+    if missing:
+        parts.append(f"{len(missing)} value(s) unknown")
+    return f"{pipeline.get('verdict')}: " + ("; ".join(parts) or "nothing read")

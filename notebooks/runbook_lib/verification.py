@@ -1,4 +1,4 @@
-"""Section 4, verify: find the function's invalidation by its caller reference and wait for it."""
+"""Section 5, verify: find the function's invalidation by its caller reference and wait for it."""
 
 from __future__ import annotations
 
@@ -212,9 +212,10 @@ def wait_for_invalidation(
     elif result.timed_out:
         result.guidance = (
             f"Nothing with this reference appeared within {timeout_s:.0f} s. Check the answer in "
-            "section 3 (anything but 202 means no invalidation), then the function's errors in "
-            "section 7. If the notification was sent long ago, the invalidation may be older than "
-            "the newest invalidations scanned."
+            "section 4 (anything but 202 means nothing was queued), the queue and its dead "
+            "letters in section 3 (the worker retries a busy CloudFront for up to two hours), "
+            "then the ingest's and the worker's errors in section 8. If the notification was "
+            "sent long ago, the invalidation may be older than the newest invalidations scanned."
         )
     return result
 

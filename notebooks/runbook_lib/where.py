@@ -28,6 +28,8 @@ class WhereAmI:
     sources: dict[str, str]
     problems: list[str] = field(default_factory=list)
     skipped: str | None = None
+    # The pipeline (section 3): what, value and source, in table order.
+    pipeline: tuple[tuple[str, str, str], ...] = ()
 
     def table(self) -> pd.DataFrame:
         rows = [
@@ -49,6 +51,7 @@ class WhereAmI:
                 ", ".join(self.invalidation_paths),
                 self.sources.get("invalidation_paths", ""),
             ),
+            *self.pipeline,
         ]
         return pd.DataFrame(rows, columns=["what", "value", "source"])
 
@@ -75,6 +78,15 @@ def where_am_i(config: RunbookConfig, aws: AwsClients | None = None) -> WhereAmI
         config_source=config.source_summary(),
         pulumi_note=config.pulumi_note,
         sources=dict(config.sources),
+        pipeline=tuple(
+            (what, value or "-", config.sources.get(name, "") if value else "")
+            for what, name, value in (
+                ("queue", "queue_url", config.queue_url),
+                ("dead-letter queue", "dead_letter_queue_url", config.dead_letter_queue_url),
+                ("worker function", "worker_function_name", config.worker_function_name),
+                ("alarm topic", "alarm_topic_arn", config.alarm_topic_arn),
+            )
+        ),
     )
     if not config.live:
         result.skipped = " ".join(config.missing())

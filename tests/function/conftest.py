@@ -1,9 +1,11 @@
-"""The function's test world: moto's CloudFront and SSM, the settings in the environment."""
+"""The function's test world: moto's CloudFront, SSM and SQS, the settings in the environment."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import boto3
 import pytest
@@ -23,10 +25,12 @@ from tests.function.function_testkit import (
 class World:
     """moto's AWS as the function sees it, plus ways to change the function's configuration."""
 
-    cloudfront: object
-    ssm: object
+    cloudfront: Any
+    ssm: Any
     distribution_ids: tuple[str, ...]
     monkeypatch: pytest.MonkeyPatch
+    sqs: Any = None
+    queue_url: str = ""
 
     def configure(self, **environment: str | None) -> None:
         """Change the function's environment and start a new container."""
@@ -56,6 +60,27 @@ class World:
             for item in listing["InvalidationList"].get("Items", [])
         ]
 
+    def queued(self) -> list[dict]:
+        """Every message in the ingest's queue, decoded, oldest first; they stay in the queue
+        invisible for a minute, so call it once per test."""
+        bodies: list[dict] = []
+        while True:
+            batch = self.sqs.receive_message(
+                QueueUrl=self.queue_url, MaxNumberOfMessages=10, VisibilityTimeout=60
+            ).get("Messages", [])
+            if not batch:
+                return bodies
+            bodies.extend(json.loads(message["Body"]) for message in batch)
+
+    def queued_count(self) -> int:
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(
+            attributes["ApproximateNumberOfMessagesNotVisible"]
+        )
+
     def invalidation_count(self) -> int:
         return sum(
             self.cloudfront.list_invalidations(DistributionId=d)["InvalidationList"]["Quantity"]
@@ -75,26 +100,33 @@ def context(monkeypatch) -> FakeContext:
 def aws():
     """moto's AWS for one test module, with the test's own clients (made once: they are slow)."""
     with mock_aws():
-        yield boto3.client("cloudfront"), boto3.client("ssm", region_name="us-east-1")
+        yield (
+            boto3.client("cloudfront"),
+            boto3.client("ssm", region_name="us-east-1"),
+            boto3.client("sqs", region_name="us-east-1"),
+        )
         handler.reset_state()  # no client made inside the mock outlives it
 
 
 @pytest.fixture
 def world(aws, monkeypatch, context):
-    """Two new distributions, the secrets parameter (token + JWS secret) and the settings naming
-    both distributions; a fresh container (settings and secrets) for every test."""
-    cloudfront, ssm = aws
+    """Two new distributions, a new queue, the secrets parameter (token + JWS secret) and the
+    settings naming them; a fresh container (settings and secrets) for every test."""
+    cloudfront, ssm, sqs = aws
     ids = tuple(
         cloudfront.create_distribution(
             DistributionConfig={**DISTRIBUTION_CONFIG, "CallerReference": uuid.uuid4().hex}
         )["Distribution"]["Id"]
         for _ in range(2)
     )
-    built = World(cloudfront, ssm, ids, monkeypatch)
+    queue_url = sqs.create_queue(QueueName=f"invalidations-{uuid.uuid4().hex[:12]}")["QueueUrl"]
+    built = World(cloudfront, ssm, ids, monkeypatch, sqs, queue_url)
     for name in ("NETLIFY_SITE_ID", "INVALIDATION_PATHS", "DEPLOY_CONTEXTS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.delenv("AWS_LAMBDA_LOG_LEVEL", raising=False)
     built.put_secrets()
-    built.configure(DISTRIBUTION_IDS=",".join(ids), SECRETS_PARAMETER=SECRETS_PARAMETER)
+    built.configure(
+        DISTRIBUTION_IDS=",".join(ids), SECRETS_PARAMETER=SECRETS_PARAMETER, QUEUE_URL=queue_url
+    )
     yield built
     handler.reset_state(keep_clients=True)

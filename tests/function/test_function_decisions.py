@@ -1,18 +1,20 @@
-"""Every decision of the handler, in the contract's order, against moto's CloudFront and SSM.
+"""Every decision of the ingest, in the contract's order, against moto's SSM, SQS and CloudFront.
 
-Refusals are checked twice: the answer, and that CloudFront holds no invalidation.
+Refusals are checked twice: the answer, and that nothing reached the queue (or CloudFront).
 """
 
 from __future__ import annotations
 
 import base64
 import json
+from datetime import datetime, timedelta
 from urllib.parse import quote
 
 import jwt
 import pytest
 
 from function import handler, webhook_settings
+from function.invalidation_message import MAX_COPIED_CHARS
 from tests.function.function_testkit import (
     ENCODED_FIXTURE_TOKEN,
     FIXTURE_DEPLOY_ID,
@@ -55,10 +57,11 @@ def call(event, context):
 
 
 def refused(world, event, context, status_code):
-    before = world.invalidation_count()
+    before = world.queued_count(), world.invalidation_count()
     response, body = call(event, context)
     assert response["statusCode"] == status_code, body
-    assert world.invalidation_count() == before  # no invalidation created
+    # Nothing queued, and the ingest never invalidates by itself.
+    assert (world.queued_count(), world.invalidation_count()) == before
     return response, body
 
 
@@ -73,6 +76,10 @@ def refused(world, event, context, status_code):
         ("INVALIDATION_PATHS", "no-leading-slash"),
         ("INVALIDATION_PATHS", "/a*/b"),
         ("SECRETS_PARAMETER", ""),
+        ("QUEUE_URL", ""),
+        ("QUEUE_URL", "my-queue"),
+        ("QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/12345/q"),
+        ("QUEUE_URL", "ftp://sqs.us-east-1.amazonaws.com/123456789012/q"),
     ],
 )
 def test_bad_setting_answers_500_naming_the_variable(world, context, variable, value):
@@ -396,54 +403,79 @@ def test_dist_outside_the_setting_answers_403(world, context, dist):
     assert body["status"] == "forbidden"
 
 
-# -- 202 and what CloudFront holds ----------------------------------------------------------------
+# -- 202 and what the queue holds ---------------------------------------------------------------
 
 
-def test_every_configured_distribution_is_invalidated(world, context):
+def by_distribution(messages: list[dict]) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for message in messages:
+        found.setdefault(message["distribution_id"], []).append(message)
+    return found
+
+
+def test_every_configured_distribution_gets_one_message_with_the_exact_body(world, context):
     response, body = call(request(), context)
     assert response["statusCode"] == 202
     assert response["statusDescription"] == "202 Accepted"
     reference = webhook_settings.caller_reference(FIXTURE_DEPLOY_ID, ("/*",))
     items = {item["distribution_id"]: item for item in body["invalidations"]}
     assert set(items) == set(world.distribution_ids)
+    queued = by_distribution(world.queued())
+    assert set(queued) == set(world.distribution_ids)
     for distribution_id in world.distribution_ids:
-        (held,) = world.invalidations(distribution_id)
-        assert held["InvalidationBatch"]["CallerReference"] == reference
-        assert held["InvalidationBatch"]["Paths"]["Items"] == ["/*"]
+        (message,) = queued[distribution_id]
+        received_at = message.pop("received_at")
+        assert datetime.fromisoformat(received_at).utcoffset() == timedelta(0)
+        assert message == {
+            "deploy_id": FIXTURE_DEPLOY_ID,
+            "site_id": FIXTURE_SITE_ID,
+            "event": "deploy_created",
+            "context": "production",
+            "distribution_id": distribution_id,
+            "paths": ["/*"],
+            "caller_reference": reference,
+        }
         item = items[distribution_id]
-        assert item["invalidation_id"] == held["Id"]
         assert item["caller_reference"] == reference
         assert item["paths"] == ["/*"]
-    assert body["status"] == "invalidating"
+        assert isinstance(item["message_id"], str) and item["message_id"]
+    assert body["status"] == "queued"
     assert body["deploy_id"] == FIXTURE_DEPLOY_ID
+    assert world.invalidation_count() == 0  # the worker invalidates, not the ingest
 
 
-def test_dist_parameter_limits_the_invalidation_to_that_distribution(world, context):
-    first, second = world.distribution_ids
+def test_a_missing_event_header_is_queued_with_a_null_event(world, context):
+    event = signed(set_header(load_event("alb_single_value.json"), "x-netlify-event", None))
+    assert call(event, context)[0]["statusCode"] == 202
+    assert {message["event"] for message in world.queued()} == {None}
+
+
+def test_dist_parameter_limits_the_messages_to_that_distribution(world, context):
+    _, second = world.distribution_ids
     response, body = call(request(dist=second), context)
     assert response["statusCode"] == 202
     assert [item["distribution_id"] for item in body["invalidations"]] == [second]
-    assert world.invalidations(first) == []
-    assert len(world.invalidations(second)) == 1
+    assert set(by_distribution(world.queued())) == {second}
 
 
 def test_dist_parameter_is_percent_decoded(world, context):
-    first, second = world.distribution_ids
+    _, second = world.distribution_ids
     encoded = "".join(f"%{ord(ch):02X}" for ch in second)
     event = set_query(signed(load_event("alb_encoded_query.json")), "dist", encoded)
     world.put_secrets(token=ENCODED_FIXTURE_TOKEN)
     assert call(event, context)[0]["statusCode"] == 202
-    assert world.invalidations(first) == []
-    assert len(world.invalidations(second)) == 1
+    assert set(by_distribution(world.queued())) == {second}
 
 
 def test_redelivered_deploy_reuses_the_caller_reference(world, context):
     call(request(), context)
     handler.reset_state()  # even in another container
     call(request(), context)
-    (first_id, _) = world.distribution_ids
-    references = {i["InvalidationBatch"]["CallerReference"] for i in world.invalidations(first_id)}
-    # moto does not deduplicate (CloudFront does): two invalidations, one reference.
+    first_id = world.distribution_ids[0]
+    messages = by_distribution(world.queued())[first_id]
+    # Two messages, one reference: CloudFront turns the second into the same invalidation.
+    assert len(messages) == 2
+    references = {message["caller_reference"] for message in messages}
     assert references == {webhook_settings.caller_reference(FIXTURE_DEPLOY_ID, ["/*"])}
 
 
@@ -451,7 +483,7 @@ def test_another_deploy_gets_another_reference(world, context):
     call(request(), context)
     call(request(body=deploy(id="6566f3c2b9a1d40008a7e1ff")), context)
     first_id = world.distribution_ids[0]
-    references = {i["InvalidationBatch"]["CallerReference"] for i in world.invalidations(first_id)}
+    references = {m["caller_reference"] for m in by_distribution(world.queued())[first_id]}
     assert len(references) == 2
 
 
@@ -459,9 +491,9 @@ def test_configured_paths_are_normalized_and_change_the_reference(world, context
     world.configure(INVALIDATION_PATHS="/index.html,/blog/*,/index.html")
     _, body = call(request(), context)
     first_id = world.distribution_ids[0]
-    (held,) = world.invalidations(first_id)
-    assert held["InvalidationBatch"]["Paths"]["Items"] == ["/blog/*", "/index.html"]
-    reference = held["InvalidationBatch"]["CallerReference"]
+    (message,) = by_distribution(world.queued())[first_id]
+    assert message["paths"] == ["/blog/*", "/index.html"]
+    reference = message["caller_reference"]
     assert reference == webhook_settings.caller_reference(
         FIXTURE_DEPLOY_ID, ["/blog/*", "/index.html"]
     )
@@ -471,6 +503,24 @@ def test_configured_paths_are_normalized_and_change_the_reference(world, context
     world.configure(INVALIDATION_PATHS="/blog/*,/index.html")
     _, again = call(request(), context)
     assert again["invalidations"][0]["caller_reference"] == reference
+
+
+def test_values_copied_from_the_request_are_bounded(world, context):
+    long_id, long_site = "d" * 5000, "s" * 5000
+    world.configure(NETLIFY_SITE_ID=None)
+    response, body = call(request(body=deploy(id=long_id, site_id=long_site)), context)
+    assert response["statusCode"] == 202
+    assert len(body["deploy_id"]) <= MAX_COPIED_CHARS
+    for message in world.queued():
+        assert len(message["deploy_id"]) <= MAX_COPIED_CHARS
+        assert len(message["site_id"]) <= MAX_COPIED_CHARS
+        # The reference still tells this deploy from any other: it hashes the whole id.
+        assert message["caller_reference"] == webhook_settings.caller_reference(long_id, ["/*"])
+
+
+def test_a_long_refused_value_is_not_echoed_whole(world, context):
+    _, body = refused(world, request(body=deploy(state="x" * 100_000)), context, 200)
+    assert len(body["reason"]) < 400
 
 
 def test_multi_value_event_gets_a_multi_value_response(world, context):

@@ -10,7 +10,6 @@ from moto.server import ThreadedMotoServer
 
 from function import handler, webhook_settings
 from tests.function.function_testkit import (
-    DISTRIBUTION_CONFIG,
     FIXTURE_DEPLOY_ID,
     SECRETS_PARAMETER,
     TOKEN,
@@ -31,26 +30,26 @@ def moto_server(monkeypatch):
 
 
 def test_handler_talks_to_the_endpoint_in_aws_endpoint_url(moto_server, monkeypatch):
-    cloudfront = boto3.client("cloudfront", endpoint_url=moto_server)
     ssm = boto3.client("ssm", endpoint_url=moto_server)
-    distribution_id = cloudfront.create_distribution(
-        DistributionConfig={**DISTRIBUTION_CONFIG, "CallerReference": "endpoint-test"}
-    )["Distribution"]["Id"]
+    sqs = boto3.client("sqs", endpoint_url=moto_server)
+    queue_url = sqs.create_queue(QueueName="endpoint-test")["QueueUrl"]
     ssm.put_parameter(
         Name=SECRETS_PARAMETER,
         Type="SecureString",
         Value=webhook_settings.secrets_value(TOKEN, None),
     )
-    monkeypatch.setenv("DISTRIBUTION_IDS", distribution_id)
+    monkeypatch.setenv("DISTRIBUTION_IDS", "E2ENDPOINTTEST")
     monkeypatch.setenv("SECRETS_PARAMETER", SECRETS_PARAMETER)
+    monkeypatch.setenv("QUEUE_URL", queue_url)
     for name in ("NETLIFY_SITE_ID", "INVALIDATION_PATHS", "DEPLOY_CONTEXTS"):
         monkeypatch.delenv(name, raising=False)
     handler.reset_state()
 
     response = handler.handler(request(), FakeContext())
     assert response["statusCode"] == 202, response["body"]
-    invalidation_id = json.loads(response["body"])["invalidations"][0]["invalidation_id"]
-    held = cloudfront.get_invalidation(DistributionId=distribution_id, Id=invalidation_id)
-    assert held["Invalidation"]["InvalidationBatch"]["CallerReference"] == (
+    (queued,) = json.loads(response["body"])["invalidations"]
+    (message,) = sqs.receive_message(QueueUrl=queue_url)["Messages"]
+    assert message["MessageId"] == queued["message_id"]
+    assert json.loads(message["Body"])["caller_reference"] == (
         webhook_settings.caller_reference(FIXTURE_DEPLOY_ID, ["/*"])
     )

@@ -95,11 +95,12 @@ def test_outcomes_are_logged_with_structured_fields(world, context, debug_logs):
     assert {r.distribution_id for r in per_distribution} == set(world.distribution_ids)
     for record in per_distribution:
         assert record.deploy_id == "6566f3c2b9a1d40008a7e1f3"
-        assert record.outcome == "invalidating"
-        assert record.invalidation_id
+        assert record.outcome == "queued"
+        assert record.message_id
+        assert record.caller_reference.startswith("netlify-6566f3c2b9a1d40008a7e1f3-")
     (final,) = [r for r in debug_logs.records if getattr(r, "status_code", None)]
     assert final.status_code == 202
-    assert final.outcome == "invalidating"
+    assert final.outcome == "queued"
     assert final.site_id == "4f1b9c2e-8d3a-4e6f-9b7c-2a1d5e8f0c3b"
     assert final.request_id == context.aws_request_id
 

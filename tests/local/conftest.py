@@ -20,15 +20,24 @@ def recording_function() -> RecordingFunction:
 
 @pytest.fixture(scope="module")
 def stub_stack(recording_function):
-    """A local stack whose listener calls ``recording_function`` instead of the handler."""
+    """A local stack whose listener calls ``recording_function`` instead of the handler.
+
+    Its queue runner does not poll by itself: nothing moves in the queue unless a test says so.
+    """
     with LocalStack.start(
-        "dev", webhook_token=TEST_TOKEN, jws_secret=TEST_JWS_SECRET, invoke=recording_function
+        "dev",
+        webhook_token=TEST_TOKEN,
+        jws_secret=TEST_JWS_SECRET,
+        invoke=recording_function,
+        poll_queue=False,
     ) as local:
         yield local
 
 
 @pytest.fixture(scope="module")
 def handler_stack():
-    """A local stack running the real ``function/handler.py`` in-process."""
-    with LocalStack.start("dev", webhook_token=TEST_TOKEN, jws_secret=TEST_JWS_SECRET) as local:
+    """A local stack running the real ingest and worker in-process; tests drive the queue."""
+    with LocalStack.start(
+        "dev", webhook_token=TEST_TOKEN, jws_secret=TEST_JWS_SECRET, poll_queue=False
+    ) as local:
         yield local

@@ -63,3 +63,32 @@ def signed_headers(body: bytes) -> dict[str, str]:
         "X-Netlify-Event": "deploy_created",
         "X-Webhook-Signature": jwt.encode(claims, TEST_JWS_SECRET, algorithm="HS256"),
     }
+
+
+class RecordingWorker:
+    """Stands in for ``worker.handler``: records each event and answers what ``answer`` says.
+
+    ``answer(event)`` returns the handler's response (default: every record processed); it may
+    also raise, or call SQS itself, as the real worker does.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+        self.contexts: list[object] = []
+        self.environments: list[dict[str, str]] = []
+        self.answer = self.all_processed
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def all_processed(event: dict) -> object:
+        return {"batchItemFailures": []}
+
+    def __call__(self, event: dict, context: object) -> object:
+        import os
+
+        with self._lock:
+            self.events.append(event)
+            self.contexts.append(context)
+            self.environments.append(dict(os.environ))
+        logging.getLogger("worker").info("batch", extra={"records": len(event["Records"])})
+        return self.answer(event)

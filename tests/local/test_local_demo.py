@@ -61,6 +61,19 @@ def test_the_demo_exits_0_and_writes_the_report(tmp_path):
     summary = json.loads((tmp_path / "runbook-dev.json").read_text())
     assert summary["trigger"]["status"] == int(status)
 
+    # The deploy passes through the queue: queued by the ingest, delivered to the worker (the
+    # same message), deleted once processed, and invalidated by the worker.
+    queued = re.findall(r"queued message (\S+) for (\S+): reference (\S+)", run.stdout)
+    assert len(queued) == 1
+    message_id, _, reference = queued[0]
+    assert f"netlify-{deploy_id}-" in reference
+    assert re.search(r"worker \S+-worker invoked with 1 record\(s\)", run.stdout)
+    assert f"record {message_id} (receive 1): deploy {deploy_id}" in run.stdout
+    assert "-> 1 processed (deleted), 0 to retry" in run.stdout
+    assert "the queue holds 0 message(s), the dead-letter queue 0" in run.stdout
+    invalidation = re.search(r"invalidation (\S+) status", run.stdout)
+    assert invalidation and invalidation.group(1) == summary["verify"]["invalidation_id"]
+
 
 def _stale_report(folder: Path) -> list[Path]:
     """An earlier run's report: a valid executed notebook, its HTML and its summary."""

@@ -1,4 +1,4 @@
-"""The real ``function/handler.py`` behind the ALB stand-in, in-process."""
+"""The real ingest behind the ALB stand-in and the real worker behind the queue runner."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from function import webhook_settings
 from tests.local.local_helpers import TEST_TOKEN, deploy_body, request, signed_headers
 
 
-def test_a_signed_notification_makes_the_function_invalidate(handler_stack):
+def test_a_signed_notification_is_invalidated_once_the_worker_ran(handler_stack):
     deploy_id = f"dep{int(time.time() * 1000)}"
     body = deploy_body(handler_stack.settings.netlify_site_id, deploy_id)
     status, _, _, answer = request(handler_stack, body=body, headers=signed_headers(body))
     assert 200 <= status < 300, answer
+    handler_stack.runner.run_until_idle()
 
     reference = webhook_settings.caller_reference(
         deploy_id, handler_stack.settings.invalidation_paths

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import http.client
+import json
 import os
 import selectors
 import shlex
@@ -12,6 +14,9 @@ import sys
 import time
 import urllib.parse
 from pathlib import Path
+
+import boto3
+import jwt
 
 from local.serve import export_lines
 
@@ -59,6 +64,27 @@ def stop(process: subprocess.Popen) -> str:
     return rest.decode()
 
 
+def _invalidated_within(exported: dict[str, str], deploy_id: str, deadline_s: float) -> bool:
+    """Whether an invalidation for ``deploy_id`` appears on the first distribution in time."""
+    cloudfront = boto3.client(
+        "cloudfront",
+        endpoint_url=exported["AWS_ENDPOINT_URL"],
+        region_name=exported["NCW_REGION"],
+        aws_access_key_id=exported["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=exported["AWS_SECRET_ACCESS_KEY"],
+    )
+    dist_id = exported["NCW_DISTRIBUTION_IDS"].split(",")[0]
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        listed = cloudfront.list_invalidations(DistributionId=dist_id)["InvalidationList"]
+        for item in listed.get("Items") or []:
+            got = cloudfront.get_invalidation(DistributionId=dist_id, Id=item["Id"])
+            if deploy_id in got["Invalidation"]["InvalidationBatch"]["CallerReference"]:
+                return True
+        time.sleep(0.2)
+    return False
+
+
 def test_serve_prints_a_usable_environment_and_stops_on_ctrl_c():
     env = {key: value for key, value in os.environ.items() if key != "AWS_ENDPOINT_URL"}
     process = subprocess.Popen(
@@ -89,6 +115,44 @@ def test_serve_prints_a_usable_environment_and_stops_on_ctrl_c():
         )
         assert connection.getresponse().status == 401  # unsigned: the function refuses it
         connection.close()
+
+        # The pipeline's names for the runbook, and a queue that is worked in the background.
+        for name in (
+            "NCW_QUEUE_URL",
+            "NCW_DEAD_LETTER_QUEUE_URL",
+            "NCW_WORKER_FUNCTION_NAME",
+            "NCW_WORKER_LOG_GROUP",
+            "NCW_ALARM_TOPIC_ARN",
+            "NCW_REGION",
+        ):
+            assert exported[name], name
+        deploy_id = "0123456789abcdef01234567"
+        body = json.dumps(
+            {
+                "id": deploy_id,
+                "site_id": exported["NCW_NETLIFY_SITE_ID"],
+                "state": "ready",
+                "context": "production",
+            }
+        ).encode()
+        claims = {"iss": "netlify", "sha256": hashlib.sha256(body).hexdigest()}
+        connection = http.client.HTTPConnection(url.hostname, url.port, timeout=20)
+        connection.request(
+            "POST",
+            f"{url.path}?{url.query}",
+            body=body,
+            headers={
+                "Host": exported["NCW_WEBHOOK_HOST"],
+                "Content-Type": "application/json",
+                "X-Netlify-Event": "deploy_created",
+                "X-Webhook-Signature": jwt.encode(
+                    claims, exported["NCW_JWS_SECRET"], algorithm="HS256"
+                ),
+            },
+        )
+        assert connection.getresponse().status == 202
+        connection.close()
+        assert _invalidated_within(exported, deploy_id, deadline_s=30)
     finally:
         output += stop(process)
     assert process.returncode == 0, output

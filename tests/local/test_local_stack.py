@@ -9,9 +9,13 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from function import webhook_settings
-from infra import naming
+from infra import naming, pipeline
+from infra.runbook_env import RUNBOOK_ENV
 from infra.stack_files import load_stack_files
+from local.stack import EnvironmentConflict, merged_environment
 from tests.local.local_helpers import TEST_JWS_SECRET, TEST_TOKEN
 
 DEV = load_stack_files("dev")
@@ -70,13 +74,58 @@ def test_names_come_from_the_pulumi_programs_naming(stub_stack):
     assert stub_stack.secrets_parameter_name == naming.secrets_parameter_name("dev", domain)
 
 
-def test_the_log_group_exists_with_the_configured_retention(stub_stack):
-    groups = stub_stack.client("logs").describe_log_groups(
-        logGroupNamePrefix=stub_stack.log_group_name
-    )["logGroups"]
-    assert [(g["logGroupName"], g.get("retentionInDays")) for g in groups] == [
-        (stub_stack.log_group_name, stub_stack.settings.log_retention_days)
+def test_both_log_groups_exist_with_the_configured_retention(stub_stack):
+    groups = stub_stack.client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/")[
+        "logGroups"
     ]
+    retention = stub_stack.settings.log_retention_days
+    assert sorted((g["logGroupName"], g.get("retentionInDays")) for g in groups) == sorted(
+        [(stub_stack.log_group_name, retention), (stub_stack.worker_log_group_name, retention)]
+    )
+    assert stub_stack.worker_log_group_name == naming.log_group_name(
+        naming.worker_function_name("dev", stub_stack.settings.domain)
+    )
+
+
+def _queue_attributes(local, url: str) -> dict[str, str]:
+    return local.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["All"])[
+        "Attributes"
+    ]
+
+
+def test_the_queue_is_made_as_the_program_makes_it(stub_stack):
+    domain = stub_stack.settings.domain
+    sqs = stub_stack.client("sqs")
+    assert (
+        stub_stack.queue_url
+        == sqs.get_queue_url(QueueName=naming.queue_name("dev", domain))["QueueUrl"]
+    )
+    attributes = _queue_attributes(stub_stack, stub_stack.queue_url)
+    assert int(attributes["VisibilityTimeout"]) == pipeline.QUEUE_VISIBILITY_TIMEOUT_SECONDS
+    assert int(attributes["MessageRetentionPeriod"]) == pipeline.QUEUE_RETENTION_SECONDS
+    assert attributes["SqsManagedSseEnabled"] == "true"
+    assert attributes["QueueArn"] == stub_stack.queue_arn
+    redrive = json.loads(attributes["RedrivePolicy"])
+    assert redrive == pipeline.redrive_policy(stub_stack.dead_letter_queue_arn)
+    assert redrive["maxReceiveCount"] == pipeline.MAX_RECEIVE_COUNT
+
+
+def test_the_dead_letter_queue_is_made_as_the_program_makes_it(stub_stack):
+    name = naming.dead_letter_queue_name("dev", stub_stack.settings.domain)
+    url = stub_stack.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+    assert url == stub_stack.dead_letter_queue_url
+    attributes = _queue_attributes(stub_stack, url)
+    assert int(attributes["MessageRetentionPeriod"]) == pipeline.DEAD_LETTER_RETENTION_SECONDS
+    assert attributes["SqsManagedSseEnabled"] == "true"
+    assert attributes["QueueArn"] == stub_stack.dead_letter_queue_arn
+    assert "RedrivePolicy" not in attributes
+
+
+def test_the_alarm_topic_exists_under_the_programs_name(stub_stack):
+    topic = stub_stack.client("sns").get_topic_attributes(TopicArn=stub_stack.alarm_topic_arn)
+    assert topic["Attributes"]["TopicArn"] == stub_stack.alarm_topic_arn
+    expected = naming.alarm_topic_name("dev", stub_stack.settings.domain)
+    assert stub_stack.alarm_topic_arn.endswith(f":{expected}")
 
 
 def test_the_runbook_environment_contract(stub_stack):
@@ -94,11 +143,33 @@ def test_the_runbook_environment_contract(stub_stack):
     assert env["NCW_LOG_GROUP"] == stub_stack.log_group_name
     assert env["NCW_NETLIFY_SITE_ID"] == DEV.values["netlifySiteId"]
     assert env["NCW_SECRETS_PARAMETER"] == stub_stack.secrets_parameter_name
+    assert env["NCW_QUEUE_URL"] == stub_stack.queue_url
+    assert env["NCW_DEAD_LETTER_QUEUE_URL"] == stub_stack.dead_letter_queue_url
+    assert env["NCW_WORKER_FUNCTION_NAME"] == stub_stack.worker_function_name
+    assert env["NCW_WORKER_LOG_GROUP"] == stub_stack.worker_log_group_name
+    assert env["NCW_ALARM_TOPIC_ARN"] == stub_stack.alarm_topic_arn
+    assert env["NCW_REGION"] == DEV.provider["aws:region"]
     assert env["AWS_ACCESS_KEY_ID"] and env["AWS_SECRET_ACCESS_KEY"]
+    # Every variable of the runbook's contract is given a value.
+    assert {name for name in RUNBOOK_ENV.values() if not env.get(name)} <= {"NCW_NETLIFY_SITE_ID"}
 
 
-def test_the_function_environment_is_set_while_the_stack_runs(stub_stack):
-    settings = webhook_settings.load_settings(os.environ)
-    assert settings.distribution_ids == tuple(DEV_IDS)
-    assert settings.secrets_parameter == stub_stack.secrets_parameter_name
+def test_both_functions_settings_are_in_the_environment_while_the_stack_runs(stub_stack):
+    ingest = webhook_settings.load_settings(os.environ)
+    assert ingest.distribution_ids == tuple(DEV_IDS)
+    assert ingest.secrets_parameter == stub_stack.secrets_parameter_name
+    assert ingest.queue_url == stub_stack.queue_url
+    worker = webhook_settings.load_worker_settings(os.environ)
+    assert worker.distribution_ids == tuple(DEV_IDS)
+    assert worker.dead_letter_queue_url == stub_stack.dead_letter_queue_url
     assert os.environ["AWS_ENDPOINT_URL"] == stub_stack.endpoint_url
+
+
+def test_environments_that_disagree_on_a_shared_variable_cannot_share_the_process():
+    assert merged_environment({"A": "1", "B": "2"}, {"B": "2", "C": "3"}) == {
+        "A": "1",
+        "B": "2",
+        "C": "3",
+    }
+    with pytest.raises(EnvironmentConflict, match="DISTRIBUTION_IDS"):
+        merged_environment({"DISTRIBUTION_IDS": "E1"}, {"DISTRIBUTION_IDS": "E1,E2"})

@@ -10,6 +10,8 @@ import json
 import logging
 import os
 import socket
+import threading
+import time
 import urllib.parse
 
 import pytest
@@ -21,6 +23,7 @@ from tests.local.local_helpers import (
     TEST_JWS_SECRET,
     TEST_TOKEN,
     RecordingFunction,
+    RecordingWorker,
     deploy_body,
     request,
     signed_headers,
@@ -164,3 +167,35 @@ def test_multi_value_mode_round_trips_through_the_real_function():
     assert (status, reason) == (202, "Accepted"), answer
     assert headers["Content-Type"] == "application/json"
     assert json.loads(answer)["deploy_id"] == "dep-multi"
+
+
+def _runner_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "local-queue-runner"]
+
+
+def test_the_background_runner_hands_queued_messages_to_the_worker_until_stopped(
+    recording_function,
+):
+    worker = RecordingWorker()
+    with LocalStack.start("dev", invoke=recording_function, worker_invoke=worker) as local:
+        assert local.runner is not None and local.runner.background
+        sqs = local.client("sqs")
+        sent = sqs.send_message(QueueUrl=local.queue_url, MessageBody="in the background")
+        deadline = time.monotonic() + 30
+        while not worker.events and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [record["messageId"] for e in worker.events for record in e["Records"]] == [
+            sent["MessageId"]
+        ]
+        while not local.runner.history and time.monotonic() < deadline:
+            time.sleep(0.05)  # the batch's deletions follow the worker's answer
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=local.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        assert attributes == {
+            "ApproximateNumberOfMessages": "0",
+            "ApproximateNumberOfMessagesNotVisible": "0",
+        }
+        assert len(_runner_threads()) == 1
+    assert _runner_threads() == []

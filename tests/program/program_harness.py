@@ -46,6 +46,11 @@ SHARED_HTTP_LISTENER_ARN = SHARED_LISTENER_ARN.replace("f2f7dc8efc522ab2", "0b0e
 SHARED_LB_DNS = "shared-alb-1234567890.us-east-1.elb.amazonaws.com"
 
 
+INGEST_COMPONENT = "ncw:site:Function"
+PIPELINE_COMPONENT = "ncw:site:Pipeline"
+ALARMS_COMPONENT = "ncw:site:Alarms"
+
+
 def is_secret_wrapper(value: Any) -> bool:
     return isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig
 
@@ -112,16 +117,39 @@ class ProgramRun:
     def by_urn(self, urn: str) -> Registration:
         return next(r for r in self.resources if r.urn == urn)
 
+    def child(self, component_type: str, type_: str) -> Registration:
+        """The one ``type_`` resource whose parent is the (single) ``component_type``
+        component: e.g. the ingest's Lambda rather than the worker's."""
+        parent = self.one(component_type).urn
+        found = [r for r in self.of_type(type_) if r.parent == parent]
+        assert len(found) == 1, f"expected one {type_} in {component_type}, got {found}"
+        return found[0]
 
-def _arn(service: str, resource: str, region: str = REGION) -> str:
-    return f"arn:aws:{service}:{region}:{ACCOUNT_ID}:{resource}"
+    def ingest(self, type_: str) -> Registration:
+        return self.child(INGEST_COMPONENT, type_)
+
+    def worker(self, type_: str) -> Registration:
+        return self.child(PIPELINE_COMPONENT, type_)
+
+
+# The DNS suffix of each partition the tests run in (aws.get_partition()'s dnsSuffix).
+DNS_SUFFIXES = {"aws": "amazonaws.com", "aws-cn": "amazonaws.com.cn"}
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
-    """Answers invokes like AWS would for the example account, and fills in computed outputs."""
+    """Answers invokes like AWS would for the example account, and fills in computed outputs.
 
-    def __init__(self, run: ProgramRun) -> None:
+    ``partition`` and ``region`` are the provider's (``aws.get_partition()``,
+    ``aws.get_region()``); computed ARNs and queue URLs use them too.
+    """
+
+    def __init__(self, run: ProgramRun, *, partition: str = "aws", region: str = REGION) -> None:
         self.run = run
+        self.partition = partition
+        self.region = region
+
+    def _arn(self, service: str, resource: str) -> str:
+        return f"arn:{self.partition}:{service}:{self.region}:{ACCOUNT_ID}:{resource}"
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         self.run.invokes.append((args.token, dict(args.args)))
@@ -129,9 +157,24 @@ class RecordingMocks(pulumi.runtime.Mocks):
         if token == "aws:index/getCallerIdentity:getCallerIdentity":
             return {
                 "accountId": ACCOUNT_ID,
-                "arn": f"arn:aws:iam::{ACCOUNT_ID}:user/deployer",
+                "arn": f"arn:{self.partition}:iam::{ACCOUNT_ID}:user/deployer",
                 "userId": "AIDAEXAMPLE",
                 "id": ACCOUNT_ID,
+            }
+        if token == "aws:index/getPartition:getPartition":
+            return {
+                "id": self.partition,
+                "partition": self.partition,
+                "dnsSuffix": DNS_SUFFIXES[self.partition],
+                "reverseDnsPrefix": ".".join(reversed(DNS_SUFFIXES[self.partition].split("."))),
+            }
+        if token == "aws:index/getRegion:getRegion":
+            return {
+                "id": self.region,
+                "region": self.region,
+                "name": self.region,
+                "endpoint": f"ec2.{self.region}.{DNS_SUFFIXES[self.partition]}",
+                "description": self.region,
             }
         if token == "aws:ec2/getVpc:getVpc":
             return {"id": DEFAULT_VPC_ID, "default": True, "cidrBlock": "172.31.0.0/16"}
@@ -160,6 +203,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         raise NotImplementedError(f"no mock for invoke {token}")
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        _arn = self._arn
         inputs = dict(args.inputs)
         name = inputs.get("name") or f"{args.name}-mock"
         computed: dict[str, Any] = {}
@@ -172,7 +216,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             case "aws:ssm/parameter:Parameter":
                 computed = {"arn": _arn("ssm", f"parameter{name}"), "version": PARAMETER_VERSION}
             case "aws:iam/role:Role":
-                computed = {"arn": f"arn:aws:iam::{ACCOUNT_ID}:role/{name}", "name": name}
+                computed = {
+                    "arn": f"arn:{self.partition}:iam::{ACCOUNT_ID}:role/{name}",
+                    "name": name,
+                }
                 resource_id = name
             case "aws:lb/targetGroup:TargetGroup":
                 computed = {
@@ -208,6 +255,21 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 }
             case "aws:route53/record:Record":
                 computed = {"fqdn": str(unwrap(inputs.get("name", ""))).rstrip(".")}
+            case "aws:sqs/queue:Queue":
+                suffix = DNS_SUFFIXES[self.partition]
+                url = f"https://sqs.{self.region}.{suffix}/{ACCOUNT_ID}/{name}"
+                computed = {"arn": _arn("sqs", name), "url": url}
+                resource_id = url  # a queue's id is its URL
+            case "aws:sns/topic:Topic":
+                computed = {"arn": _arn("sns", name)}
+                resource_id = computed["arn"]
+            case "aws:sns/topicSubscription:TopicSubscription":
+                computed = {"arn": f"{unwrap(inputs['topic'])}:0f1e2d3c-example"}
+            case "aws:cloudwatch/metricAlarm:MetricAlarm":
+                computed = {"arn": _arn("cloudwatch", f"alarm:{name}")}
+            case "aws:lambda/eventSourceMapping:EventSourceMapping":
+                resource_id = "a1b2c3d4-esm-example"
+                computed = {"uuid": resource_id, "functionArn": inputs.get("functionName")}
             case "aws:ec2/securityGroup:SecurityGroup":
                 resource_id = "sg-0123456789abcdef0"
                 computed = {"arn": _arn("ec2", f"security-group/{resource_id}")}
@@ -253,10 +315,11 @@ def run_program(
     secrets: Mapping[str, str] | None = None,
     stack: str = "dev",
     stack_files: StackFiles | None = None,
+    partition: str = "aws",
 ) -> ProgramRun:
     """Run ``__main__.py`` on a stack's config (default: the committed dev stack) with
     ``overrides`` (None removes a key) and the given secrets (default: a test token and JWS
-    secret), as stack ``stack``."""
+    secret), as stack ``stack``, with the provider in ``partition``."""
     if stack_files is None:
         values, provider = dev_config()
     else:
@@ -269,12 +332,12 @@ def run_program(
     if secrets is None:
         secrets = {"webhookToken": TEST_TOKEN, "netlifyJwsSecret": TEST_JWS_SECRET}
     values.update(secrets)
-    return contextvars.copy_context().run(_run, values, provider, set(secrets), stack)
+    return contextvars.copy_context().run(_run, values, provider, set(secrets), stack, partition)
 
 
-def _run(values: dict, provider: dict, secret_keys: set, stack: str) -> ProgramRun:
+def _run(values: dict, provider: dict, secret_keys: set, stack: str, partition: str) -> ProgramRun:
     run = ProgramRun()
-    mocks = RecordingMocks(run)
+    mocks = RecordingMocks(run, partition=partition, region=provider.get("aws:region", REGION))
     settings.ROOT.set(None)  # a fresh root stack resource for this run
     pulumi.runtime.set_mocks(
         mocks, project=PROJECT, stack=stack, preview=False, monitor=RecordingMonitor(mocks, run)

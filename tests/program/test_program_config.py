@@ -187,8 +187,9 @@ def test_program_with_only_required_keys_uses_the_schema_defaults(tmp_path):
         {"pathPattern": {"values": ["/webhooks/netlify"]}},
     ]
     assert dict(run.invokes)["aws:route53/getZone:getZone"]["name"] == "mysite.com"
-    assert run.one("aws:cloudwatch/logGroup:LogGroup").plain["retentionInDays"] == 14
-    variables = run.one("aws:lambda/function:Function").plain["environment"]["variables"]
+    assert run.ingest("aws:cloudwatch/logGroup:LogGroup").plain["retentionInDays"] == 14
+    assert run.worker("aws:cloudwatch/logGroup:LogGroup").plain["retentionInDays"] == 14
+    variables = run.ingest("aws:lambda/function:Function").plain["environment"]["variables"]
     loaded = webhook_settings.load_settings(variables)
     assert (loaded.invalidation_paths, loaded.deploy_contexts) == (("/*",), ("production",))
     assert loaded.netlify_site_id is None

@@ -17,6 +17,12 @@ OUTPUT_NAMES = {
     "distribution_ids",
     "listener_arn",
     "load_balancer_dns_name",
+    "queue_url",
+    "dead_letter_queue_url",
+    "worker_function_name",
+    "worker_log_group_name",
+    "alarm_topic_arn",
+    "region",
 }
 
 

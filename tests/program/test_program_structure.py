@@ -8,7 +8,14 @@ import inspect
 import pytest
 
 TAGS = {"project": "netlify-cloudfront-webhook", "stack": "dev", "site": "lambda.example.com"}
-COMPONENT_TYPES = {"ncw:site:Webhook", "ncw:site:Function", "ncw:site:Edge", "ncw:site:Routing"}
+COMPONENT_TYPES = {
+    "ncw:site:Webhook",
+    "ncw:site:Function",
+    "ncw:site:Edge",
+    "ncw:site:Routing",
+    "ncw:site:Pipeline",
+    "ncw:site:Alarms",
+}
 
 
 def _args_class(type_token: str):

@@ -12,9 +12,12 @@ import jupytext
 import nbformat
 import pytest
 
+from function.invalidation_message import new_message
+from function.webhook_settings import caller_reference
 from local.stack import LocalStack
 from runbook_lib.config import ENV, NO_PULUMI
 from runbook_lib.notify import netlify_deploy_payload, send_deploy_notification
+from runbook_lib.pipeline import ERROR_CODE_ATTRIBUTE
 
 NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 NOTEBOOK = NOTEBOOKS / "runbook.ipynb"
@@ -30,6 +33,7 @@ PARAMETERS = {
     "wait_timeout_s",
     "poll_interval_s",
     "dry_run",
+    "redrive_dead_letters",
     "manual_paths",
     "history_limit",
     "summary_path",
@@ -76,6 +80,7 @@ def test_first_code_cell_holds_the_parameters_with_safe_defaults():
         values[node.targets[0].id] = ast.literal_eval(node.value)
     assert set(values) == PARAMETERS
     assert values["dry_run"] is True
+    assert values["redrive_dead_letters"] is False  # nothing moves unless asked
     for name in (
         "webhook_url",
         "aws_endpoint_url",
@@ -101,7 +106,7 @@ def test_ipynb_and_py_percent_pair_are_in_sync():
 def test_every_section_has_a_heading_and_a_short_cell():
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     headings = [c.source for c in notebook.cells if c.cell_type == "markdown"]
-    for number in range(1, 9):
+    for number in range(1, 10):
         assert any(text.startswith(f"## {number}. ") for text in headings), number
     for cell in _code_cells(notebook):
         assert len(cell.source.splitlines()) <= 15, cell.source[:60]
@@ -156,6 +161,9 @@ def test_runs_top_to_bottom_with_its_defaults_without_aws_or_secrets(tmp_path, c
     assert summary["history"]["rows"] == 0
     assert summary["manual"]["dry_run"] is True and not summary["manual"]["created"]
     assert summary["netlify"]["action"] == "skipped"
+    assert summary["pipeline"]["verdict"] == "SKIPPED" and summary["pipeline"]["queue"] is None
+    assert summary["pipeline"]["redrive"]["skipped"]
+    assert summary["worker_errors"]["message"].startswith("**Skipped:**")
     assert "no stack to talk to" in _all_output_text(executed)
 
 
@@ -172,10 +180,31 @@ def local_environment(local_stack, clean_environment):
     return local_stack
 
 
+def _dead_letter(local: LocalStack, deploy_id: str, error_code: str) -> str:
+    """A message in the local dead-letter queue, as the worker leaves one; returns its body."""
+    paths = list(local.settings.invalidation_paths)
+    body = new_message(
+        deploy_id=deploy_id,
+        site_id=local.settings.netlify_site_id,
+        event="deploy_created",
+        context="production",
+        distribution_id=local.distribution_ids[0],
+        paths=paths,
+        caller_reference=caller_reference(deploy_id, paths),
+    ).to_body()
+    local.client("sqs").send_message(
+        QueueUrl=local.dead_letter_queue_url,
+        MessageBody=body,
+        MessageAttributes={ERROR_CODE_ATTRIBUTE: {"DataType": "String", "StringValue": error_code}},
+    )
+    return body
+
+
 def test_runbook_against_the_local_stack_sends_verifies_and_lists(tmp_path, local_environment):
     local = local_environment
     token = local.rule.token.reveal()
     token_less = local.webhook_url.split("?")[0]  # the token comes from NCW_WEBHOOK_URL
+    _dead_letter(local, "deadbeef" * 3, "ServiceUnavailable")
     summary, executed = _execute(
         tmp_path,
         "local",
@@ -183,7 +212,18 @@ def test_runbook_against_the_local_stack_sends_verifies_and_lists(tmp_path, loca
         wait_timeout_s=30,
         poll_interval_s=1,
         dry_run=False,
+        redrive_dead_letters=True,
     )
+    pipeline = summary["pipeline"]
+    assert pipeline["missing"] == [] and pipeline["queue"]["url"] == local.queue_url
+    assert pipeline["queue"]["error"] is None and pipeline["queue"]["visible"] is not None
+    assert "no data" in pipeline["queue"]["oldest_note"]  # moto publishes no SQS metrics
+    rows = pipeline["dead_letters"]["rows"]
+    seeded = [row for row in rows if row["deploy"] == "deadbeef" * 3]
+    assert [row["error"] for row in seeded] == ["ServiceUnavailable"]
+    assert pipeline["alarms"]["error"] is None and pipeline["alarms"]["skipped"] is None
+    assert pipeline["redrive"]["enabled"] and pipeline["redrive"]["moved"] == len(rows)
+    assert pipeline["redrive"]["send_failed"] == 0
     assert token not in json.dumps(executed)  # neither parameters, metadata nor outputs
     assert summary["live"] is True
     trigger = summary["trigger"]
@@ -192,8 +232,9 @@ def test_runbook_against_the_local_stack_sends_verifies_and_lists(tmp_path, loca
     assert verify["found"] and verify["completed"] and not verify["timed_out"]
     assert verify["matched_by"] == "reference"
     assert verify["deploy_id"] == trigger["deploy_id"]
-    invalidations = trigger["body"]["invalidations"]
-    assert verify["invalidation_id"] in {item["invalidation_id"] for item in invalidations}
+    queued = trigger["body"]["invalidations"]  # 202 "queued": one message per distribution
+    assert verify["caller_reference"] in {item["caller_reference"] for item in queued}
+    assert verify["distribution_id"] in {item["distribution_id"] for item in queued}
     assert summary["history"]["contains_verified"]
     assert all(not h["flags"] and not h["error"] for h in summary["health"])
     assert summary["manual"]["created"] and summary["manual"]["invalidation_id"]
@@ -221,7 +262,11 @@ def test_runbook_reports_a_deploy_the_caller_already_notified(tmp_path, local_en
     assert summary["trigger"]["status"] == 202
     assert "as the caller reports it: **202 Accepted**" in _all_output_text(executed)
     assert summary["verify"]["completed"]
-    assert summary["verify"]["invalidation_id"] == sent.invalidations[0]["invalidation_id"]
+    assert summary["verify"]["caller_reference"] == sent.invalidations[0]["caller_reference"]
     assert summary["history"]["contains_verified"]
     assert summary["manual"]["dry_run"] and not summary["manual"]["created"]
     assert summary["stack"] == local.stack
+    pipeline = summary["pipeline"]
+    assert pipeline["queue"]["url"] == local.queue_url and not pipeline["missing"]
+    assert pipeline["redrive"] == {**pipeline["redrive"], "enabled": False, "moved": 0}
+    assert "dead-letter queue `" in _all_output_text(executed)

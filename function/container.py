@@ -1,0 +1,44 @@
+"""Per-container settings, shared by every function of the package. Standard library only.
+
+A Lambda container reads its environment once: the first invocation validates it and every later
+one reuses the result. A bad setting is kept too, and logged once per container: every request
+or record fails the same way until the setting is fixed (a fix means new containers anyway).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import Generic, TypeVar
+
+from .webhook_settings import SettingsError
+
+T = TypeVar("T")
+
+
+class SettingsOnce(Generic[T]):
+    """``load(os.environ)``'s result, or the SettingsError it raised, computed on first use."""
+
+    def __init__(self, load: Callable[[Mapping[str, str]], T], logger: logging.Logger) -> None:
+        self._load = load
+        self._logger = logger
+        self._value: T | None = None
+        self._error: SettingsError | None = None
+
+    def get(self) -> T | SettingsError:
+        if self._value is not None:
+            return self._value
+        if self._error is None:
+            try:
+                self._value = self._load(os.environ)
+                return self._value
+            except SettingsError as error:
+                self._error = error
+                self._logger.error(
+                    "bad setting %s: %s",
+                    error.variable,
+                    error.problem,
+                    extra={"outcome": "misconfigured", "variable": error.variable},
+                )
+        return self._error
