@@ -1,4 +1,4 @@
-"""Netlify deploy notification -> ALB -> Lambda -> CloudFront invalidation, for one site.
+"""Netlify deploy notification -> ALB or function URL -> queue -> CloudFront, for one site.
 
 Stack config -> validated settings (nothing is registered if a value is bad) -> components ->
 stack outputs.

@@ -38,6 +38,7 @@ from .aws_calls import (
     is_transient,
 )
 from .container import SettingsOnce
+from .function_url import is_function_url_event, parse_url_event, respond_url
 from .invalidation_message import InvalidationMessage, bounded, new_message, utc_now_iso
 from .webhook_alb import MAX_BODY_BYTES, AlbRequest, Answer, parse_event, respond
 from .webhook_jws import signature_problem
@@ -47,7 +48,9 @@ logger = logging.getLogger("webhook")
 
 NETLIFY_EVENT_HEADER = "X-Netlify-Event"
 SIGNATURE_HEADER = "X-Webhook-Signature"
-ACTED_ON_EVENT = "deploy_created"  # the event the Netlify UI calls "Deploy succeeded"
+# A new production deploy and a deploy published by hand or rolled back to: one Netlify hook
+# each (infra.netlify_hook registers both).
+ACTED_ON_EVENTS = webhook_settings.PUBLISH_EVENTS
 READY_STATE = "ready"
 
 # The time budget. The function runs with a 30 s timeout (infra/function.py); if Lambda stops it
@@ -209,11 +212,23 @@ class Deploy:
     site_id: str | None
     state: str | None
     context: str | None
+    published_at: str | None = None
+    updated_at: str | None = None
 
 
 def _text(value: object) -> str | None:
     """A string field of the body, bounded: answers and logs echo it, and none is long."""
     return bounded(value) if isinstance(value, str) else None
+
+
+def check_path(request: AlbRequest, settings: FunctionSettings) -> Answer | None:
+    """404 for a function URL request to another path than WEBHOOK_PATH (no ALB rule in front
+    routed it); ALB requests carry no path here: the rule matched it already."""
+    if request.path is None or settings.webhook_path is None:
+        return None
+    if request.path == settings.webhook_path:
+        return None
+    return Answer(404, "not_found", "no webhook at this path")
 
 
 def check_method(request: AlbRequest) -> Answer | None:
@@ -265,6 +280,8 @@ def parse_deploy(body: bytes | None) -> Deploy | Answer:
         site_id=_text(document.get("site_id")),
         state=_text(document.get("state")),
         context=_text(document.get("context")),
+        published_at=_text(document.get("published_at")),
+        updated_at=_text(document.get("updated_at")),
     )
 
 
@@ -272,9 +289,11 @@ def judge_deploy(
     deploy: Deploy, event_name: str | None, settings: FunctionSettings
 ) -> Answer | None:
     """200 "ignored" for deploys we do not act on, 403 for another site's; None to act."""
-    if event_name is not None and event_name.strip() != ACTED_ON_EVENT:
+    if event_name is not None and event_name.strip() not in ACTED_ON_EVENTS:
         return Answer(
-            200, "ignored", f"the event {event_name.strip()[:64]!r} is not {ACTED_ON_EVENT!r}"
+            200,
+            "ignored",
+            f"the event {event_name.strip()[:64]!r} is not one of {', '.join(ACTED_ON_EVENTS)}",
         )
     if deploy.state != READY_STATE:
         return Answer(200, "ignored", f"the deploy's state {deploy.state!r} is not 'ready'")
@@ -467,6 +486,9 @@ def handle(request: AlbRequest, context: object, log_fields: dict) -> Answer:
             f"bad setting {current.variable}: {current.problem}",
             {"variable": current.variable},
         )
+    refusal = check_path(request, current)
+    if refusal:
+        return refusal
     refusal = check_method(request)
     if refusal:
         return refusal
@@ -490,13 +512,20 @@ def handle(request: AlbRequest, context: object, log_fields: dict) -> Answer:
     if isinstance(targets, Answer):
         return targets
     paths = invalidation_paths(current)
-    reference = webhook_settings.caller_reference(deploy.id, paths)
+    event = event_name.strip() if event_name is not None else None
+    reference = webhook_settings.caller_reference(
+        deploy.id,
+        paths,
+        event=event,
+        published_at=deploy.published_at,
+        updated_at=deploy.updated_at,
+    )
     received_at = utc_now_iso()
     messages = [
         new_message(
             deploy_id=deploy.id,
             site_id=deploy.site_id,
-            event=event_name.strip() if event_name is not None else None,
+            event=event,
             context=deploy.context,
             distribution_id=distribution_id,
             paths=paths,
@@ -509,12 +538,19 @@ def handle(request: AlbRequest, context: object, log_fields: dict) -> Answer:
 
 
 def handler(event: dict, context: object) -> dict:
-    """Lambda entry point for the ALB target group; always returns an ALB response."""
+    """Lambda entry point for the ALB target group or the function URL; always answers in the
+    shape of the event that came in."""
     request_id = getattr(context, "aws_request_id", None) or uuid.uuid4().hex
+    url_event = is_function_url_event(event)
     multi_value = isinstance(event, dict) and "multiValueHeaders" in event
+
+    def shaped(answer: Answer) -> dict:
+        return respond_url(answer) if url_event else respond(answer, multi_value)
+
     log_fields: dict = {"request_id": request_id}
     try:
-        answer = handle(parse_event(event), context, log_fields)
+        request = parse_url_event(event) if url_event else parse_event(event)
+        answer = handle(request, context, log_fields)
     except Exception as error:  # never raise: the ALB would answer 502 with no explanation
         logger.exception(
             "unexpected %s", type(error).__name__, extra={**log_fields, "outcome": "error"}
@@ -531,7 +567,7 @@ def handler(event: dict, context: object) -> dict:
         extra={**log_fields, "outcome": answer.status, "status_code": answer.status_code},
     )
     try:
-        return respond(answer, multi_value)
-    except Exception:  # respond() only serializes plain values; this is the last safety net
+        return shaped(answer)
+    except Exception:  # shaping only serializes plain values; this is the last safety net
         logger.exception("cannot serialize the answer", extra=log_fields)
-        return respond(Answer(500, "error", "unexpected error", {"request_id": request_id}), False)
+        return shaped(Answer(500, "error", "unexpected error", {"request_id": request_id}))

@@ -55,6 +55,8 @@ class AlbRequest:
     raw_query: dict[str, str] = field(default_factory=dict)
     # The body as the client sent it (base64 undone); None when it could not be decoded.
     body: bytes | None = b""
+    # The URL path, for a function URL event (no ALB rule routed it); None for ALB events.
+    path: str | None = None
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name.lower())
@@ -65,7 +67,8 @@ class AlbRequest:
 
     def query_bytes(self, name: str) -> bytes | None:
         raw = self.raw_query.get(name)
-        return None if raw is None else unquote_to_bytes(raw)
+        # surrogatepass: a lone UTF-16 surrogate in the value must not raise; it never matches.
+        return None if raw is None else unquote_to_bytes(raw.encode("utf-8", "surrogatepass"))
 
 
 def parse_event(event: object) -> AlbRequest:
@@ -85,11 +88,12 @@ def parse_event(event: object) -> AlbRequest:
         multi_value=multi_value,
         headers={name.lower(): value for name, value in headers.items()},
         raw_query={unquote(name, errors="replace"): value for name, value in query.items()},
-        body=_body_bytes(event.get("body"), event.get("isBase64Encoded") is True),
+        body=body_bytes(event.get("body"), event.get("isBase64Encoded") is True),
     )
 
 
-def _body_bytes(body: object, is_base64: bool) -> bytes | None:
+def body_bytes(body: object, is_base64: bool) -> bytes | None:
+    """The body's bytes (base64 undone), b"" when absent, None when it cannot be decoded."""
     if body is None:
         return b""
     if not isinstance(body, str):
@@ -114,12 +118,23 @@ class Answer:
         return {"status": self.status, "reason": self.reason, **self.details}
 
 
+def answer_body_text(answer: Answer) -> str:
+    """The answer's JSON body, kept under the 1 MB response limit of the ALB and function URLs.
+
+    Values echoed from a request are bounded where they are read; only a huge path list from
+    the settings could get near the limit, so that goes first, then the details.
+    """
+    body = json.dumps(answer.body(), separators=(",", ":"), default=str)
+    if len(body.encode("utf-8", "surrogatepass")) > MAX_RESPONSE_BYTES:
+        body = json.dumps(_without_path_lists(answer.body()), separators=(",", ":"), default=str)
+    if len(body.encode("utf-8", "surrogatepass")) > MAX_RESPONSE_BYTES:
+        body = json.dumps({"status": answer.status, "reason": answer.reason[:1000]})
+    return body
+
+
 def respond(answer: Answer, multi_value: bool) -> dict:
     """The one place that shapes a response the way the ALB expects it."""
-    body = json.dumps(answer.body(), separators=(",", ":"), default=str)
-    if len(body) > MAX_RESPONSE_BYTES:
-        # Only a huge path list can get here; the ALB would turn the answer into a 502.
-        body = json.dumps(_without_path_lists(answer.body()), separators=(",", ":"), default=str)
+    body = answer_body_text(answer)
     headers = {
         "Content-Type": "application/json",
         "Cache-Control": "no-store",

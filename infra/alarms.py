@@ -2,11 +2,14 @@
 
 Five conditions need an operator: a message in the dead-letter queue, a queued message older
 than OLDEST_MESSAGE_ALARM_SECONDS, the ingest answering 5xx, the ingest itself failing (a crash
-or a timeout, which the ALB answers with a bare 502 that no log line's ``status_code`` shows),
-and the worker failing. Each alarm
-notifies the topic when it fires and again when it clears (so a mailbox shows that the redrive
-or the fix worked, at no extra cost); no data counts as "not breaching" (an idle site has no
-SQS or Lambda data points).
+or a timeout, which the ALB or the function URL answers with a bare 502 that no log line's
+``status_code`` shows), and the worker failing. Each alarm notifies the topic when it fires and
+again when it clears (so a mailbox shows that the redrive or the fix worked, at no extra cost);
+no data counts as "not breaching" (an idle site has no SQS or Lambda data points).
+
+With the reconciler (issue 11), three more: a publish no notification invalidated
+(``MissedPublishes``), a hook of ours missing or disabled in Netlify (``UnhealthyHooks``), and
+the reconciler itself failing.
 """
 
 from __future__ import annotations
@@ -20,8 +23,14 @@ from infra import naming
 from infra.pipeline import OLDEST_MESSAGE_ALARM_SECONDS
 from infra.settings import SiteSettings
 
-# Our own metrics (the ingest's 5xx answers, counted from its log) live here.
+# Our own metrics (the ingest's 5xx answers, counted from its log; the reconciler's findings)
+# live here.
 METRIC_NAMESPACE = "NetlifyCloudFrontWebhook"
+# The reconciler's metrics, with one dimension: STACK_DIMENSION = the stack's name.
+STACK_DIMENSION = "Stack"
+MISSED_PUBLISHES_METRIC = "MissedPublishes"
+UNHEALTHY_HOOKS_METRIC = "UnhealthyHooks"
+NETLIFY_API_ERRORS_METRIC = "NetlifyApiErrors"
 # The ingest logs one JSON line per request; Lambda's JSON log format puts the `extra` fields
 # (`status_code`, `outcome`) at the top level of the entry.
 SERVER_ERROR_PATTERN = "{ $.status_code >= 500 }"
@@ -42,9 +51,16 @@ def ingest_error_metric_name(function_name: str) -> str:
     return f"IngestServerErrors-{function_name}"
 
 
+def reconciler_alarm_period(reconcile_minutes: int) -> int:
+    """One reconciler run per period: a period of one minute would hold a finding for one
+    minute and then no data, so a lasting finding would clear and fire again on every run."""
+    return reconcile_minutes * 60
+
+
 class Alarms(pulumi.ComponentResource):
     """The alarm topic (own or given by ``alarmTopicArn``), an optional email subscription, the
-    ingest's 5xx metric filter, and the five alarms."""
+    ingest's 5xx metric filter, the five pipeline alarms and, with a reconciler
+    (``reconciler_function_name``), its three."""
 
     def __init__(
         self,
@@ -57,6 +73,7 @@ class Alarms(pulumi.ComponentResource):
         queue_name: pulumi.Input[str],
         dead_letter_queue_name: pulumi.Input[str],
         worker_function_name: pulumi.Input[str],
+        reconciler_function_name: pulumi.Input[str] | None = None,
         tags: Mapping[str, str],
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
@@ -79,7 +96,7 @@ class Alarms(pulumi.ComponentResource):
             self.topic = aws.sns.Topic(
                 f"{name}-topic",
                 name=naming.alarm_topic_name(stack, settings.domain),
-                display_name=f"Netlify webhook {settings.domain}"[:100],
+                display_name=f"Netlify webhook {naming.site_label(stack, settings.domain)}"[:100],
                 tags=self._tags,
                 opts=child,
             )
@@ -154,8 +171,8 @@ class Alarms(pulumi.ComponentResource):
         self.ingest_error_alarm = self._alarm(
             "ingest-errors",
             description=(
-                "The ingest failed an invocation (crash or timeout): the ALB answered Netlify "
-                "with a bare 502 and the deploy was not queued. Check the ingest's log group."
+                "The ingest failed an invocation (crash or timeout): Netlify got a bare 502 "
+                "and the deploy was not queued. Check the ingest's log group."
             ),
             namespace="AWS/Lambda",
             metric_name="Errors",
@@ -175,7 +192,61 @@ class Alarms(pulumi.ComponentResource):
             statistic="Sum",
             threshold=1,
         )
+        self.reconciler_alarms: list[aws.cloudwatch.MetricAlarm] = []
+        if reconciler_function_name is not None:
+            self.reconciler_alarms = self._reconciler_alarms(reconciler_function_name)
         self.register_outputs({"alarm_topic_arn": self.topic_arn})
+
+    def _reconciler_alarms(
+        self, reconciler_function_name: pulumi.Input[str]
+    ) -> list[aws.cloudwatch.MetricAlarm]:
+        # Two periods with one breaching datapoint: a run landing just outside its period (the
+        # schedule is not aligned with CloudWatch's periods) does not clear a lasting finding.
+        period = reconciler_alarm_period(self._settings.reconcile_minutes)
+        stack_dimension = {STACK_DIMENSION: self._stack}
+        return [
+            self._alarm(
+                "missed-publishes",
+                description=(
+                    "The reconciler found a Netlify publish that no notification invalidated and "
+                    "queued its invalidation: Netlify's notification was lost or refused. Check "
+                    "the hooks and the ingest's log group."
+                ),
+                namespace=METRIC_NAMESPACE,
+                metric_name=MISSED_PUBLISHES_METRIC,
+                dimensions=stack_dimension,
+                statistic="Sum",
+                threshold=1,
+                period=period,
+                evaluation_periods=2,
+            ),
+            self._alarm(
+                "unhealthy-hooks",
+                description=(
+                    "A Netlify hook of this webhook is missing or disabled: publishes are not "
+                    "notified. Recreate or re-enable it (runbook, Connect Netlify)."
+                ),
+                namespace=METRIC_NAMESPACE,
+                metric_name=UNHEALTHY_HOOKS_METRIC,
+                dimensions=stack_dimension,
+                statistic="Sum",
+                threshold=1,
+                period=period,
+                evaluation_periods=2,
+            ),
+            self._alarm(
+                "reconciler-errors",
+                description=(
+                    "The reconciler failed an invocation (crash or timeout): missed publishes "
+                    "and disabled hooks go unnoticed. Check the reconciler's log group."
+                ),
+                namespace="AWS/Lambda",
+                metric_name="Errors",
+                dimensions={"FunctionName": reconciler_function_name},
+                statistic="Sum",
+                threshold=1,
+            ),
+        ]
 
     def _alarm(
         self,
@@ -187,6 +258,8 @@ class Alarms(pulumi.ComponentResource):
         dimensions: Mapping[str, pulumi.Input[str]] | None,
         statistic: str,
         threshold: float,
+        period: int = PERIOD_SECONDS,
+        evaluation_periods: int = 1,
         depends_on: list[pulumi.Resource] | None = None,
     ) -> aws.cloudwatch.MetricAlarm:
         return aws.cloudwatch.MetricAlarm(
@@ -197,8 +270,8 @@ class Alarms(pulumi.ComponentResource):
             metric_name=metric_name,
             dimensions=dict(dimensions) if dimensions else None,
             statistic=statistic,
-            period=PERIOD_SECONDS,
-            evaluation_periods=1,
+            period=period,
+            evaluation_periods=evaluation_periods,
             datapoints_to_alarm=1,
             threshold=threshold,
             comparison_operator=COMPARISON,

@@ -12,6 +12,7 @@ import pulumi_aws as aws
 import function
 from function import webhook_settings
 from infra import naming
+from infra.environments import function_environment, with_secrets_version
 from infra.settings import SiteSettings
 
 RUNTIME = "python3.13"
@@ -84,28 +85,6 @@ def function_policy(*, log_group_arn: str, parameter_arn: str, queue_arn: str) -
     }
 
 
-def function_environment(
-    settings: SiteSettings, parameter_name: str, queue_url: str
-) -> dict[str, str]:
-    """The ingest's environment, as the function's own ``load_settings`` reads it (one contract)."""
-    return webhook_settings.FunctionSettings(
-        distribution_ids=settings.distribution_ids,
-        secrets_parameter=parameter_name,
-        queue_url=queue_url,
-        invalidation_paths=settings.invalidation_paths,
-        deploy_contexts=settings.deploy_contexts,
-        netlify_site_id=settings.netlify_site_id,
-    ).to_environment()
-
-
-def worker_environment(settings: SiteSettings, dead_letter_queue_url: str) -> dict[str, str]:
-    """The worker's environment, as ``load_worker_settings`` reads it."""
-    return webhook_settings.WorkerSettings(
-        distribution_ids=settings.distribution_ids,
-        dead_letter_queue_url=dead_letter_queue_url,
-    ).to_environment()
-
-
 def function_code(folder: Path = FUNCTION_DIR) -> pulumi.AssetArchive:
     """Every file of ``function/`` under ``function/`` in the archive, without caches."""
     files = sorted(
@@ -122,7 +101,8 @@ class WebhookFunction(pulumi.ComponentResource):
     """The ingest: Lambda + role + inline policy + SecureString + log group for one site.
 
     It sends to the pipeline's queue, so it is built after the queue (``queue_url``,
-    ``queue_arn``).
+    ``queue_arn``). The SecureString holds every secret of the site: the webhook token, the
+    optional JWS secret and the optional Netlify API token (read by the reconciler only).
     """
 
     def __init__(
@@ -133,6 +113,7 @@ class WebhookFunction(pulumi.ComponentResource):
         stack: str,
         webhook_token: pulumi.Input[str],
         netlify_jws_secret: pulumi.Input[str] | None,
+        netlify_api_token: pulumi.Input[str] | None,
         queue_url: pulumi.Input[str],
         queue_arn: pulumi.Input[str],
         tags: Mapping[str, str],
@@ -142,11 +123,12 @@ class WebhookFunction(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.function_name = naming.function_name(stack, settings.domain)
         self.parameter_name = naming.secrets_parameter_name(stack, settings.domain)
+        site = naming.site_label(stack, settings.domain)
 
-        # The SecureString's JSON, written by the contract the handler reads it with.
+        # The SecureString's JSON, written by the contract the functions read it with.
         secrets_value = pulumi.Output.secret(
-            pulumi.Output.all(webhook_token, netlify_jws_secret).apply(
-                lambda values: webhook_settings.secrets_value(values[0], values[1])
+            pulumi.Output.all(webhook_token, netlify_jws_secret, netlify_api_token).apply(
+                lambda values: webhook_settings.secrets_value(values[0], values[1], values[2])
             )
         )
         self.parameter = aws.ssm.Parameter(
@@ -154,7 +136,7 @@ class WebhookFunction(pulumi.ComponentResource):
             name=self.parameter_name,
             type="SecureString",  # encrypted with the AWS managed key aws/ssm
             value=secrets_value,
-            description=f"Netlify webhook token and JWS secret for {settings.domain}",
+            description=f"Netlify webhook secrets for {site}",
             tags=dict(tags),
             opts=child,
         )
@@ -168,7 +150,7 @@ class WebhookFunction(pulumi.ComponentResource):
         self.role = aws.iam.Role(
             f"{name}-role",
             assume_role_policy=json.dumps(lambda_assume_role_policy()),
-            description=f"Netlify webhook function for {settings.domain}",
+            description=f"Netlify webhook function for {site}",
             tags=dict(tags),
             opts=child,
         )
@@ -196,14 +178,13 @@ class WebhookFunction(pulumi.ComponentResource):
             # apply, by the same contract the handler reads them with.
             environment={
                 "variables": pulumi.Output.all(queue_url, self.parameter.version).apply(
-                    lambda values: {
-                        **function_environment(settings, self.parameter_name, values[0]),
-                        webhook_settings.ENV_SECRETS_VERSION: str(values[1]),
-                    }
+                    lambda values: with_secrets_version(
+                        function_environment(settings, self.parameter_name, values[0]), values[1]
+                    )
                 )
             },
             logging_config={"log_format": "JSON", "log_group": self.log_group.name},
-            description=f"Netlify deploys -> invalidation queue ({settings.domain})",
+            description=f"Netlify deploys -> invalidation queue ({site})",
             tags=dict(tags),
             # The log group first (else Lambda creates it without retention), and the policy
             # before the first invocation can need it.

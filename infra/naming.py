@@ -3,6 +3,10 @@
 Names that other parts must know in advance are chosen here, not auto-generated: the Lambda
 function (its log group is ``/aws/lambda/<function name>`` and is created before the function)
 and the SSM parameter (the function reads its name from the environment).
+
+A site behind a function URL has no domain (``domain`` is ""): its names are the stack's alone,
+``ncw-<stack>``, ``ncw-<stack>-worker``, ``/netlify-cloudfront-webhook/<stack>/secrets``; stack
+names are unique within the project, so these are too.
 """
 
 from __future__ import annotations
@@ -26,23 +30,38 @@ def _short_name(name: str, limit: int = _LAMBDA_NAME_MAX) -> str:
     return f"{name[: limit - 9].rstrip('-')}-{digest}"
 
 
+def _base(stack: str, domain: str) -> str:
+    """``ncw-<stack>-<domain>``, or ``ncw-<stack>`` without a domain (no empty part)."""
+    return "-".join(part for part in (FUNCTION_NAME_PREFIX, stack, domain) if part)
+
+
 def function_name(stack: str, domain: str) -> str:
     """The ingest: ``ncw-<stack>-<domain with dots as dashes>``; shortened when over 64."""
-    return _short_name(f"{FUNCTION_NAME_PREFIX}-{stack}-{domain}")
+    return _short_name(_base(stack, domain))
 
 
 def worker_function_name(stack: str, domain: str) -> str:
     """The worker: the ingest's name + ``-worker``, within Lambda's 64 characters."""
-    return _short_name(f"{FUNCTION_NAME_PREFIX}-{stack}-{domain}-worker")
+    return _short_name(f"{_base(stack, domain)}-worker")
+
+
+def reconciler_function_name(stack: str, domain: str) -> str:
+    """The reconciler: the ingest's name + ``-reconciler``, within Lambda's 64 characters."""
+    return _short_name(f"{_base(stack, domain)}-reconciler")
+
+
+def reconciler_schedule_name(stack: str, domain: str) -> str:
+    """The reconciler's EventBridge rule (names: at most 64 of A-Z a-z 0-9 . - _)."""
+    return _short_name(f"{_base(stack, domain)}-reconcile")
 
 
 def queue_name(stack: str, domain: str) -> str:
     """The invalidation queue (SQS names: at most 80 of A-Z a-z 0-9 - _)."""
-    return _short_name(f"{FUNCTION_NAME_PREFIX}-{stack}-{domain}-invalidations", 80)
+    return _short_name(f"{_base(stack, domain)}-invalidations", 80)
 
 
 def dead_letter_queue_name(stack: str, domain: str) -> str:
-    return _short_name(f"{FUNCTION_NAME_PREFIX}-{stack}-{domain}-dead-letters", 80)
+    return _short_name(f"{_base(stack, domain)}-dead-letters", 80)
 
 
 def log_group_name(function: str) -> str:
@@ -51,17 +70,24 @@ def log_group_name(function: str) -> str:
 
 
 def secrets_parameter_name(stack: str, domain: str) -> str:
-    """SSM parameter holding ``{"token", "jws_secret"}`` for this site."""
-    return f"/{PROJECT}/{stack}/{domain}/secrets"
+    """SSM parameter holding the site's secrets (``webhook_settings.secrets_value``)."""
+    parts = (PROJECT, stack, domain, "secrets")
+    return "/" + "/".join(part for part in parts if part)
+
+
+def site_label(stack: str, domain: str) -> str:
+    """How descriptions name the site: its domain, or its stack when it has no domain."""
+    return domain or f"stack {stack}"
 
 
 def site_tags(stack: str, domain: str) -> dict[str, str]:
-    return {"project": PROJECT, "stack": stack, "site": domain}
+    """The tags of every taggable resource; ``site`` is the domain, or the stack without one."""
+    return {"project": PROJECT, "stack": stack, "site": domain or stack}
 
 
 def alarm_topic_name(stack: str, domain: str) -> str:
     """The stack's own alarm topic (SNS names: at most 256 of A-Z a-z 0-9 - _)."""
-    return _short_name(f"{FUNCTION_NAME_PREFIX}-{stack}-{domain}-alarms", 256)
+    return _short_name(f"{_base(stack, domain)}-alarms", 256)
 
 
 def alarm_name(stack: str, domain: str, purpose: str) -> str:
@@ -69,4 +95,4 @@ def alarm_name(stack: str, domain: str, purpose: str) -> str:
 
     Named, not generated, so an operator reading a notification sees site and purpose at once.
     """
-    return _short_name(f"{FUNCTION_NAME_PREFIX}-{stack}-{domain}-{purpose}", 255)
+    return _short_name(f"{_base(stack, domain)}-{purpose}", 255)

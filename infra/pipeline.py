@@ -13,6 +13,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import naming
+from infra.environments import worker_environment
 from infra.function import (
     ARCHITECTURE,
     RUNTIME,
@@ -20,7 +21,6 @@ from infra.function import (
     function_code,
     lambda_assume_role_policy,
     log_statement,
-    worker_environment,
 )
 from infra.settings import SiteSettings
 
@@ -126,6 +126,7 @@ class Pipeline(pulumi.ComponentResource):
         partition = aws.get_partition(opts=invoke).partition
         account_id = aws.get_caller_identity(opts=invoke).account_id
         self.worker_function_name = naming.worker_function_name(stack, settings.domain)
+        site = naming.site_label(stack, settings.domain)
 
         self.dead_letter_queue = aws.sqs.Queue(
             f"{name}-dead-letters",
@@ -168,7 +169,7 @@ class Pipeline(pulumi.ComponentResource):
         self.worker_role = aws.iam.Role(
             f"{name}-worker-role",
             assume_role_policy=json.dumps(lambda_assume_role_policy()),
-            description=f"Netlify webhook invalidation worker for {settings.domain}",
+            description=f"Netlify webhook invalidation worker for {site}",
             tags=dict(tags),
             opts=child,
         )
@@ -207,7 +208,7 @@ class Pipeline(pulumi.ComponentResource):
                 )
             },
             logging_config={"log_format": "JSON", "log_group": self.worker_log_group.name},
-            description=f"Invalidation queue -> CloudFront invalidations ({settings.domain})",
+            description=f"Invalidation queue -> CloudFront invalidations ({site})",
             tags=dict(tags),
             # The log group first (else Lambda creates it without retention), the policy before
             # the first invocation can need it.

@@ -17,8 +17,10 @@ from dataclasses import dataclass
 
 import pulumi
 
+from infra.environments import check_environment_sizes
 from infra.settings import (
     ALL_KEYS,
+    NETLIFY_API_TOKEN,
     NETLIFY_JWS_SECRET,
     PROJECT,
     SECRET_KEYS,
@@ -36,6 +38,7 @@ class StackConfig:
     settings: SiteSettings
     webhook_token: pulumi.Output[str]
     netlify_jws_secret: pulumi.Output[str] | None
+    netlify_api_token: pulumi.Output[str] | None = None
 
 
 def raw_config() -> dict[str, object]:
@@ -52,8 +55,8 @@ def require_encrypted(raw: dict[str, object]) -> None:
     """A secret key that holds a value must have been set with ``--secret``.
 
     ``webhookToken`` is ``secret: true`` in Pulumi.yaml, so the CLI enforces it already; the
-    optional ``netlifyJwsSecret`` cannot be (its empty default would be refused as plain text),
-    so the program checks both the same way.
+    optional ``netlifyJwsSecret`` and ``netlifyApiToken`` cannot be (their empty defaults would
+    be refused as plain text), so the program checks all three the same way.
     """
     for key in SECRET_KEYS:
         value = raw.get(key)
@@ -70,12 +73,14 @@ def read_stack_config() -> StackConfig:
     """Validate the whole config, then wrap the secrets. Call before registering any resource.
 
     The first bad value ends the program as a ``pulumi.RunError`` (the CLI prints its message,
-    without a stack trace) caused by the ``ConfigError`` naming the key.
+    without a stack trace) caused by the ``ConfigError`` naming the key. That includes a
+    function environment Lambda would refuse as over 4 KB (names depend on the stack).
     """
     raw = raw_config()
     try:
         require_encrypted(raw)
         settings = parse_site_config(raw)
+        check_environment_sizes(settings, pulumi.get_stack())
     except ConfigError as error:
         raise pulumi.RunError(str(error)) from error
     config = pulumi.Config(PROJECT)
@@ -83,4 +88,12 @@ def read_stack_config() -> StackConfig:
     jws_secret = None
     if settings.netlify_jws_secret is not None:
         jws_secret = config.require_secret(NETLIFY_JWS_SECRET).apply(str.strip)
-    return StackConfig(settings=settings, webhook_token=token, netlify_jws_secret=jws_secret)
+    api_token = None
+    if settings.netlify_api_token is not None:
+        api_token = config.require_secret(NETLIFY_API_TOKEN).apply(str.strip)
+    return StackConfig(
+        settings=settings,
+        webhook_token=token,
+        netlify_jws_secret=jws_secret,
+        netlify_api_token=api_token,
+    )

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from function import webhook_settings
+from infra import endpoint
 from infra.settings import Secret, SiteSettings
 
 if TYPE_CHECKING:  # types only: the local stack evaluates the same list without Pulumi loaded
@@ -58,4 +59,6 @@ class WebhookRule:
 
     def url(self) -> str:
         """The webhook URL Netlify calls (secret: it carries the token)."""
-        return f"https://{self.host}{self.path}?{TOKEN_QUERY_KEY}={self.token.reveal()}"
+        return endpoint.webhook_url(
+            endpoint.alb_base_url(self.host), self.path, self.token.reveal()
+        )

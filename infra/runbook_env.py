@@ -22,4 +22,8 @@ RUNBOOK_ENV = {
     "worker_log_group": "NCW_WORKER_LOG_GROUP",
     "alarm_topic_arn": "NCW_ALARM_TOPIC_ARN",
     "region": "NCW_REGION",
+    # The endpoint mode ("alb" or "functionUrl") and the reconciler (optional per site).
+    "endpoint": "NCW_ENDPOINT",
+    "reconciler_function_name": "NCW_RECONCILER_FUNCTION_NAME",
+    "reconciler_log_group": "NCW_RECONCILER_LOG_GROUP",
 }

@@ -35,9 +35,13 @@ SUBNET_IDS = "subnetIds"
 LOG_RETENTION_DAYS = "logRetentionDays"
 ALARM_TOPIC_ARN = "alarmTopicArn"
 ALARM_EMAIL = "alarmEmail"
+ENDPOINT = "endpoint"
+NETLIFY_API_TOKEN = "netlifyApiToken"  # noqa: S105
+RECONCILE_MINUTES = "reconcileMinutes"
 
-SECRET_KEYS = (WEBHOOK_TOKEN, NETLIFY_JWS_SECRET)
+SECRET_KEYS = (WEBHOOK_TOKEN, NETLIFY_JWS_SECRET, NETLIFY_API_TOKEN)
 ALL_KEYS = (
+    ENDPOINT,
     DOMAIN,
     HOSTED_ZONE,
     DISTRIBUTION_IDS,
@@ -54,7 +58,28 @@ ALL_KEYS = (
     LOG_RETENTION_DAYS,
     ALARM_TOPIC_ARN,
     ALARM_EMAIL,
+    NETLIFY_API_TOKEN,
+    RECONCILE_MINUTES,
 )
+
+# Where Netlify's notification arrives: an ALB (the site's own or a shared one) or a Lambda
+# function URL (no load balancer, no fixed cost).
+ENDPOINT_ALB = "alb"
+ENDPOINT_FUNCTION_URL = "functionUrl"
+ENDPOINT_MODES = (ENDPOINT_ALB, ENDPOINT_FUNCTION_URL)
+# Keys only an ALB uses: refused with a function URL rather than silently ignored. rulePriority
+# has a schema default, so only a value other than that default counts as set.
+ALB_ONLY_KEYS = (DOMAIN, HOSTED_ZONE, LISTENER_ARN, RULE_PRIORITY, VPC_ID, SUBNET_IDS)
+DEFAULT_RULE_PRIORITY = 100
+
+# ACM: a certificate's first domain name (its Common Name) is at most 64 characters.
+DOMAIN_MAX = 64
+# CloudFront: at most 15 wildcard paths in progress per distribution, so an invalidation with
+# more can never succeed.
+MAX_WILDCARD_PATHS = 15
+# The reconciler's schedule, in minutes (issue 11).
+DEFAULT_RECONCILE_MINUTES = 10
+RECONCILE_MINUTES_RANGE = (5, 60)
 
 # CloudWatch Logs accepts only these retention periods (PutRetentionPolicy).
 LOG_RETENTION_CHOICES = (
@@ -64,11 +89,9 @@ LOG_RETENTION_CHOICES = (
 
 _LABEL = r"(?!-)[a-z0-9-]{1,63}(?<!-)"
 _HOST_NAME = re.compile(rf"{_LABEL}(\.{_LABEL})+")
+# ALB host-header values: only letters after the last dot.
+_TOP_LEVEL_LABEL = re.compile(r"[a-z]+")
 _DISTRIBUTION_ID = re.compile(r"[A-Z0-9]+")
-_TOKEN = re.compile(r"[A-Za-z0-9_-]{16,128}")
-# Path-pattern values: up to 128 characters of A-Z a-z 0-9 _ - . $ / ~ " ' @ : + & (ELB docs);
-# we keep to a plain path and no wildcards so the rule matches exactly one URL.
-_WEBHOOK_PATH = re.compile(r"/[A-Za-z0-9_\-./~@:+]{0,127}")
 _LISTENER_ARN = re.compile(
     r"arn:aws[a-z-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:listener/app/[^/]+/[0-9a-f]+/[0-9a-f]+"
 )
@@ -134,10 +157,25 @@ class SiteSettings:
     alarm_topic_arn: str | None = None
     # An address subscribed to the stack's own alarm topic.
     alarm_email: str | None = None
+    # ENDPOINT_ALB or ENDPOINT_FUNCTION_URL. With a function URL, domain and hosted_zone are ""
+    # and listener_arn, vpc_id, subnet_ids are unset.
+    endpoint: str = ENDPOINT_ALB
+    # A Netlify personal access token for the reconciler; None = no reconciler.
+    netlify_api_token: Secret | None = None
+    reconcile_minutes: int = DEFAULT_RECONCILE_MINUTES
 
     @property
     def shared_listener(self) -> bool:
         return self.listener_arn is not None
+
+    @property
+    def uses_function_url(self) -> bool:
+        return self.endpoint == ENDPOINT_FUNCTION_URL
+
+    @property
+    def reconciler_enabled(self) -> bool:
+        """The reconciler runs when the site has a Netlify API token (then a site id, too)."""
+        return self.netlify_api_token is not None
 
 
 def default_hosted_zone(domain: str) -> str:
@@ -153,18 +191,14 @@ def parse_site_config(raw: Mapping[str, object]) -> SiteSettings:
     message.
     """
     reader = _Reader(raw)
-    domain = reader.required_text(DOMAIN).lower().rstrip(".")
-    if not _HOST_NAME.fullmatch(domain) or len(domain) > 253:
-        raise ConfigError(DOMAIN, f"{domain!r} is not a host name", "e.g. lambda.mysite.com")
-
-    hosted_zone = reader.optional_text(HOSTED_ZONE)
-    hosted_zone = hosted_zone.lower().rstrip(".") if hosted_zone else default_hosted_zone(domain)
-    if domain != hosted_zone and not domain.endswith("." + hosted_zone):
-        raise ConfigError(
-            HOSTED_ZONE,
-            f"{hosted_zone!r} does not contain {domain!r}",
-            "the Route53 zone the domain belongs to",
-        )
+    endpoint = reader.optional_text(ENDPOINT) or ENDPOINT_ALB
+    if endpoint not in ENDPOINT_MODES:
+        raise ConfigError(ENDPOINT, f"unknown endpoint {endpoint!r}", ", ".join(ENDPOINT_MODES))
+    if endpoint == ENDPOINT_FUNCTION_URL:
+        _refuse_alb_keys(reader)
+        domain, hosted_zone = "", ""
+    else:
+        domain, hosted_zone = _domain_and_zone(reader)
 
     distribution_ids = reader.text_list(DISTRIBUTION_IDS)
     if not distribution_ids:
@@ -175,16 +209,7 @@ def parse_site_config(raw: Mapping[str, object]) -> SiteSettings:
                 DISTRIBUTION_IDS, f"{dist_id!r} is not a distribution id", "A-Z and 0-9 only"
             )
 
-    paths = reader.text_list(INVALIDATION_PATHS)
-    try:
-        webhook_settings.validate_invalidation_paths(paths)
-    except ValueError as error:
-        raise ConfigError(
-            INVALIDATION_PATHS,
-            str(error),
-            f"1-{webhook_settings.MAX_INVALIDATION_PATHS} paths starting with '/', "
-            "'*' only at the end",
-        ) from None
+    paths = _invalidation_paths(reader)
 
     contexts = reader.text_list(DEPLOY_CONTEXTS)
     allowed_contexts = ", ".join(webhook_settings.KNOWN_DEPLOY_CONTEXTS)
@@ -201,23 +226,28 @@ def parse_site_config(raw: Mapping[str, object]) -> SiteSettings:
         )
 
     webhook_path = reader.required_text(WEBHOOK_PATH)
-    if not _WEBHOOK_PATH.fullmatch(webhook_path):
+    try:
+        # The ingest reads the path from WEBHOOK_PATH (decisive behind a function URL), so it
+        # must pass the function's own rule; that rule has no ALB wildcard ('*', '?') either.
+        webhook_settings.load_webhook_path({webhook_settings.ENV_WEBHOOK_PATH: webhook_path})
+    except webhook_settings.SettingsError:
         raise ConfigError(
             WEBHOOK_PATH,
             f"{webhook_path!r} is not a plain URL path",
-            "'/' then up to 127 of A-Z a-z 0-9 _ - . / ~ @ : + (no wildcards, no query)",
-        )
+            "'/' then up to 127 of A-Z a-z 0-9 . _ ~ / - (no wildcards, no query)",
+        ) from None
 
     token = reader.required_text(WEBHOOK_TOKEN)
-    if not _TOKEN.fullmatch(token):
+    if not webhook_settings.TOKEN_PATTERN.fullmatch(token):
         raise ConfigError(
             WEBHOOK_TOKEN,
             f"the secret ({len(token)} characters) does not fit; '*' and '?' would be "
             "wildcards in the ALB rule",
-            "16-128 characters from A-Z a-z 0-9 _ -",
+            webhook_settings.TOKEN_RULE,
         )
 
     jws_secret = reader.optional_text(NETLIFY_JWS_SECRET)
+    api_token, reconcile_minutes = _reconciler(reader, site_id)
 
     listener_arn = reader.optional_text(LISTENER_ARN)
     if listener_arn and not _LISTENER_ARN.fullmatch(listener_arn):
@@ -227,7 +257,7 @@ def parse_site_config(raw: Mapping[str, object]) -> SiteSettings:
             "arn:aws:elasticloadbalancing:<region>:<account>:listener/app/<name>/<id>/<id>",
         )
 
-    priority = reader.integer(RULE_PRIORITY)
+    priority = reader.integer(RULE_PRIORITY, default=DEFAULT_RULE_PRIORITY)
     if not 1 <= priority <= 50000:
         raise ConfigError(RULE_PRIORITY, f"{priority} is out of range", "1-50000")
 
@@ -276,7 +306,107 @@ def parse_site_config(raw: Mapping[str, object]) -> SiteSettings:
         subnet_ids=tuple(subnet_ids),
         alarm_topic_arn=alarm_topic_arn,
         alarm_email=alarm_email,
+        endpoint=endpoint,
+        netlify_api_token=Secret(api_token) if api_token else None,
+        reconcile_minutes=reconcile_minutes,
     )
+
+
+def _refuse_alb_keys(reader: _Reader) -> None:
+    """With a function URL, a key only an ALB uses is a mistake: say so instead of ignoring it."""
+    for key in ALB_ONLY_KEYS:
+        if key == RULE_PRIORITY:
+            is_set = reader.integer(key, default=DEFAULT_RULE_PRIORITY) != DEFAULT_RULE_PRIORITY
+        elif key == SUBNET_IDS:
+            is_set = bool(reader.text_list(key))
+        else:
+            is_set = reader.optional_text(key) is not None
+        if is_set:
+            allowed = "unset (or the default 100)" if key == RULE_PRIORITY else "unset (empty)"
+            raise ConfigError(
+                key,
+                f"set with {ENDPOINT} {ENDPOINT_FUNCTION_URL}: only an ALB uses it",
+                f"{allowed} with {ENDPOINT}: {ENDPOINT_FUNCTION_URL}, or {ENDPOINT}: "
+                f"{ENDPOINT_ALB}",
+            )
+
+
+def _domain_and_zone(reader: _Reader) -> tuple[str, str]:
+    """``domain`` and ``hostedZone`` of an ALB endpoint, as ACM, the ALB and Route53 take them."""
+    value = reader.optional_text(DOMAIN)
+    if value is None:
+        raise ConfigError(
+            DOMAIN,
+            f"missing or empty; the ALB endpoint ({ENDPOINT}: {ENDPOINT_ALB}, the default) needs "
+            "its host name",
+            f"set it with `pulumi config set {DOMAIN}`, or set {ENDPOINT} to "
+            f"{ENDPOINT_FUNCTION_URL} (no domain)",
+        )
+    domain = value.lower().rstrip(".")
+    if not _HOST_NAME.fullmatch(domain):
+        raise ConfigError(DOMAIN, f"{domain!r} is not a host name", "e.g. lambda.mysite.com")
+    if len(domain) > DOMAIN_MAX:
+        raise ConfigError(
+            DOMAIN,
+            f"{len(domain)} characters is longer than ACM allows for a certificate's first name",
+            f"at most {DOMAIN_MAX} characters",
+        )
+    if not _TOP_LEVEL_LABEL.fullmatch(domain.rsplit(".", 1)[-1]):
+        raise ConfigError(
+            DOMAIN,
+            f"{domain!r} ends in a label that is not letters only, which an ALB host-header "
+            "condition refuses",
+            "letters only after the last '.', e.g. lambda.mysite.com",
+        )
+
+    hosted_zone = reader.optional_text(HOSTED_ZONE)
+    hosted_zone = hosted_zone.lower().rstrip(".") if hosted_zone else default_hosted_zone(domain)
+    if domain != hosted_zone and not domain.endswith("." + hosted_zone):
+        raise ConfigError(
+            HOSTED_ZONE,
+            f"{hosted_zone!r} does not contain {domain!r}",
+            "the Route53 zone the domain belongs to",
+        )
+    return domain, hosted_zone
+
+
+def _invalidation_paths(reader: _Reader) -> list[str]:
+    """``invalidationPaths`` as CloudFront takes them and the environments carry them."""
+    paths = reader.text_list(INVALIDATION_PATHS)
+    allowed = (
+        f"1-{webhook_settings.MAX_INVALIDATION_PATHS} paths starting with '/', '*' only at the "
+        f"end, no ',', at most {MAX_WILDCARD_PATHS} with a '*'"
+    )
+    try:
+        webhook_settings.validate_invalidation_paths(paths)
+    except ValueError as error:
+        raise ConfigError(INVALIDATION_PATHS, str(error), allowed) from None
+    wildcards = sum("*" in path for path in paths)
+    if wildcards > MAX_WILDCARD_PATHS:
+        raise ConfigError(
+            INVALIDATION_PATHS,
+            f"{wildcards} paths hold a '*'; CloudFront refuses more than {MAX_WILDCARD_PATHS} "
+            "wildcard paths in progress per distribution",
+            allowed,
+        )
+    return paths
+
+
+def _reconciler(reader: _Reader, site_id: str | None) -> tuple[str | None, int]:
+    """``netlifyApiToken`` (the reconciler's switch) and ``reconcileMinutes``."""
+    token = reader.optional_text(NETLIFY_API_TOKEN)
+    minutes = reader.integer(RECONCILE_MINUTES, default=DEFAULT_RECONCILE_MINUTES)
+    low, high = RECONCILE_MINUTES_RANGE
+    if not low <= minutes <= high:
+        raise ConfigError(RECONCILE_MINUTES, f"{minutes} is out of range", f"{low}-{high}")
+    if token and not site_id:
+        # The reconciler reads the site's published deploy and hooks by its id.
+        raise ConfigError(
+            NETLIFY_SITE_ID,
+            f"missing: {NETLIFY_API_TOKEN} is set, and the reconciler needs the site to check",
+            f"the site's API ID with {NETLIFY_API_TOKEN}, or {NETLIFY_API_TOKEN} unset",
+        )
+    return token, minutes
 
 
 def _alarm_target(reader: _Reader) -> tuple[str | None, str | None]:
@@ -351,8 +481,10 @@ class _Reader:
             raise ConfigError(key, "expected a list of strings", 'e.g. ["a", "b"]')
         return [item.strip() for item in value]
 
-    def integer(self, key: str) -> int:
+    def integer(self, key: str, *, default: int | None = None) -> int:
         value = self._raw.get(key)
+        if default is not None and (value is None or value == ""):
+            return default
         if isinstance(value, str):
             try:
                 value = int(value.strip())

@@ -11,27 +11,68 @@ mapping stand-in (``local.queue_runner``, which runs the worker):
   a ``platform.report`` record, so the runbook reads real records.
 
 One log handler on the root logger serves every runtime of the process: each invocation marks
-its own thread, so the ingest (listener thread) and the worker (runner thread) running at the
-same time each get their own records, and none is written twice.
+its own thread, so each function gets its own records, and none is written twice.
+
+Several functions (and several stacks' copies of one function module) share this process, and a
+handler reads its settings from ``os.environ`` and caches them in module globals (its
+"container"). So invocations run one at a time (``INVOCATION_LOCK``), each with its own
+function's environment applied while it runs (``environment=``), and a function module whose
+cached state belongs to another function's runtime is reset first (a cold start), exactly as a
+new Lambda container would start. One stack alone never alternates, so its containers stay warm.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import secrets
 import sys
 import threading
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
 _log = logging.getLogger("local.lambda_runtime")
 
 Handler = Callable[[Any, "LambdaContext"], Any]
+
+# One invocation at a time in this process: each applies its own function's environment, and
+# the process environment is one for all threads (see the module docstring).
+INVOCATION_LOCK = threading.RLock()
+# Reset function (one per function module) -> the runtime whose state that module holds now.
+_containers: dict[Callable[[], None], FunctionRuntime] = {}
+
+
+@contextmanager
+def environment_applied(
+    values: Mapping[str, str], *, remove: tuple[str, ...] = ()
+) -> Iterator[None]:
+    """``values`` set (and ``remove`` unset) in ``os.environ`` while the block runs, then every
+    touched variable restored; under ``INVOCATION_LOCK``, so no invocation sees half of it."""
+    with INVOCATION_LOCK:
+        saved = {name: os.environ.get(name) for name in (*values, *remove)}
+        for name in remove:
+            os.environ.pop(name, None)
+        os.environ.update(values)
+    try:
+        yield
+    finally:
+        with INVOCATION_LOCK:
+            restore_environment(saved)
+
+
+def restore_environment(saved: Mapping[str, str | None]) -> None:
+    """Put back variables saved as name -> value (None: it was not set)."""
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 class LambdaContext:
@@ -198,7 +239,10 @@ class FunctionRuntime:
     """One function run in-process as Lambda runs it: ``start()``, ``invoke(event)``, ``stop()``.
 
     ``reset`` (the function module's ``reset_state``, when the real handler runs) is called on
-    start and stop, so a container's cached settings and clients never outlive the stack.
+    start and stop, so a container's cached settings and clients never outlive the stack, and
+    before an invocation when the module last ran for another runtime (another stack's copy of
+    the function). ``environment`` is the function's own environment (its settings and Lambda's
+    ``AWS_LAMBDA_*`` variables), applied to ``os.environ`` while each invocation runs.
     """
 
     def __init__(
@@ -213,6 +257,7 @@ class FunctionRuntime:
         timeout_s: float,
         memory_mb: int,
         reset: Callable[[], None] | None = None,
+        environment: Mapping[str, str] | None = None,
     ) -> None:
         self.function_name = function_name
         self.log_group_name = log_group_name
@@ -223,6 +268,7 @@ class FunctionRuntime:
         self._logs_client = logs_client
         self._handler = handler
         self._reset = reset
+        self.environment = dict(environment or {})
         self._writer: CloudWatchWriter | None = None
         self._attached = False
         self.invocations = 0
@@ -231,7 +277,9 @@ class FunctionRuntime:
         """Open the function's log stream and capture its logs; on failure undo and raise."""
         try:
             if self._reset is not None:
-                self._reset()
+                with INVOCATION_LOCK:
+                    self._reset()
+                    _containers[self._reset] = self
             self._writer = CloudWatchWriter(self._logs_client(), self.log_group_name)
             LOG_CAPTURE.attach()
             self._attached = True
@@ -246,14 +294,17 @@ class FunctionRuntime:
             self._attached = False
         self._writer = None
         if self._reset is not None:
-            self._reset()
+            with INVOCATION_LOCK:
+                self._reset()
+                if _containers.get(self._reset) is self:
+                    del _containers[self._reset]
 
     @property
     def log_stream_name(self) -> str:
         return self._writer.stream if self._writer else ""
 
-    def context(self) -> LambdaContext:
-        return LambdaContext(
+    def context(self, request_id: str | None = None) -> LambdaContext:
+        context = LambdaContext(
             function_name=self.function_name,
             region=self.region,
             account_id=self.account_id,
@@ -262,10 +313,25 @@ class FunctionRuntime:
             timeout_s=self.timeout_s,
             memory_limit_in_mb=self.memory_mb,
         )
+        if request_id:
+            context.aws_request_id = request_id
+        return context
 
-    def invoke(self, event: Any) -> Any:
-        """Run the handler on ``event`` as Lambda would; returns its response (or raises)."""
-        context = self.context()
+    def invoke(self, event: Any, *, request_id: str | None = None) -> Any:
+        """Run the handler on ``event`` as Lambda would; returns its response (or raises).
+
+        ``request_id``: the invocation's id when the caller made it first (a function URL puts
+        it in the event's ``requestContext.requestId`` too); a fresh UUID otherwise.
+        """
+        with INVOCATION_LOCK:
+            if self._reset is not None and _containers.get(self._reset) is not self:
+                self._reset()  # the module's cached state is another runtime's: a cold start
+                _containers[self._reset] = self
+            with environment_applied(self.environment):
+                return self._invoke(event, request_id)
+
+    def _invoke(self, event: Any, request_id: str | None) -> Any:
+        context = self.context(request_id)
         request_id = context.aws_request_id
         records = [platform_record("platform.start", request_id, version="$LATEST")]
         _current.request_id, _current.records = request_id, records

@@ -1,5 +1,8 @@
 """The ALB stand-in: an HTTP listener on 127.0.0.1 that runs the function in-process.
 
+(``HttpStandIn`` is the HTTP server both stand-ins share: this ALB listener and the function URL
+of ``local.function_url_endpoint``.)
+
 A request that meets the stack's listener rule (``infra.rule.WebhookRule``, the same object the
 Pulumi program turns into the real rule) becomes an ALB Lambda event (``local.alb``) and is
 passed to ``function/handler.py``'s ``handler`` with a Lambda-like context; anything else gets
@@ -17,7 +20,7 @@ import threading
 import time
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 from urllib.parse import urlsplit
 
 from function import handler as handler_module
@@ -32,12 +35,13 @@ _NOT_FOUND_BODY = NOT_FOUND_BODY.encode()  # the HTTPS listener's fixed-response
 _log = logging.getLogger("local.listener")
 
 
-class ListenerSite(Protocol):
-    """What the listener needs of the local stack it fronts (``local.stack.LocalStack``)."""
+class FunctionSite(Protocol):
+    """What a stand-in needs of the local stack whose ingest it fronts (``LocalStack``)."""
 
     region: str
-    account_id: str
-    rule: WebhookRule
+
+    @property
+    def account_id(self) -> str: ...
 
     @property
     def function_name(self) -> str: ...
@@ -45,10 +49,16 @@ class ListenerSite(Protocol):
     @property
     def log_group_name(self) -> str: ...
 
+    def client(self, service: str) -> Any: ...
+
+
+class ListenerSite(FunctionSite, Protocol):
+    """What the ALB's listener needs besides: the rule and the target group."""
+
+    rule: WebhookRule
+
     @property
     def target_group_arn(self) -> str: ...
-
-    def client(self, service: str) -> Any: ...
 
 
 def _real_handler(event: Any, context: LambdaContext) -> Any:
@@ -67,20 +77,27 @@ def trace_id() -> str:
     return f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)}"
 
 
-class LocalListener:
-    """The listener: ``start()`` binds 127.0.0.1 on a free port, ``stop()`` shuts it down."""
+class HttpStandIn:
+    """An HTTP server on 127.0.0.1 (free port) in front of one in-process function.
+
+    ``start()`` binds and serves, ``stop()`` shuts down; subclasses answer each request in
+    ``handle`` (the ALB's listener here, a function URL in ``local.function_url_endpoint``).
+    """
+
+    server_version = "awselb/2.0"
+    thread_name = "local-alb-listener"
 
     def __init__(
         self,
-        local: ListenerSite,
+        local: FunctionSite,
         *,
-        multi_value_headers: bool = False,
         invoke: Handler | None = None,
         timeout_s: float = FUNCTION_TIMEOUT_S,
+        environment: dict[str, str] | None = None,
     ) -> None:
         self.local = local
-        self.multi_value_headers = multi_value_headers
         self.timeout_s = timeout_s
+        self.environment = environment
         self._invoke = invoke
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -88,7 +105,7 @@ class LocalListener:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> LocalListener:
+    def start(self) -> Self:
         """Bind and serve; on failure, undo what was done (log capture, root level) and raise."""
         try:
             self._start()
@@ -108,13 +125,14 @@ class LocalListener:
             timeout_s=self.timeout_s,
             memory_mb=MEMORY_MB,
             reset=None if self._invoke else _reset_handler_state,
+            environment=self.environment,
         ).start()
 
         server = ThreadingHTTPServer(("127.0.0.1", 0), _make_request_handler(self))
         server.daemon_threads = True
         self._server = server
         self._thread = threading.Thread(
-            target=server.serve_forever, name="local-alb-listener", daemon=True
+            target=server.serve_forever, name=self.thread_name, daemon=True
         )
         self._thread.start()
 
@@ -145,10 +163,31 @@ class LocalListener:
 
     # -- one request -----------------------------------------------------------------------
 
-    def invoke(self, event: dict) -> Any:
+    def invoke(self, event: dict, *, request_id: str | None = None) -> Any:
         """Run the function on ``event`` as Lambda would; returns its response (or raises)."""
         assert self.runtime is not None, "start() the listener first"
-        return self.runtime.invoke(event)
+        return self.runtime.invoke(event, request_id=request_id)
+
+    def handle(self, request: BaseHTTPRequestHandler) -> tuple[int, str | None, list, bytes]:
+        """The answer to one HTTP request: (status, reason or None, headers, body)."""
+        raise NotImplementedError
+
+
+class LocalListener(HttpStandIn):
+    """The ALB's HTTPS listener and its rule in front of the ingest (see the module doc)."""
+
+    def __init__(
+        self,
+        local: ListenerSite,
+        *,
+        multi_value_headers: bool = False,
+        invoke: Handler | None = None,
+        timeout_s: float = FUNCTION_TIMEOUT_S,
+        environment: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(local, invoke=invoke, timeout_s=timeout_s, environment=environment)
+        self.site = local
+        self.multi_value_headers = multi_value_headers
 
     def handle(self, request: BaseHTTPRequestHandler) -> tuple[int, str | None, list, bytes]:
         """The ALB's answer to one HTTP request: (status, reason, headers, body)."""
@@ -159,7 +198,7 @@ class LocalListener:
         except BodyError as error:
             request.close_connection = True  # the rest of the body stays unread
             return error.status, None, [("Content-Type", "text/plain")], error.text.encode()
-        if not alb.rule_matches(self.local.rule, request.headers.get("Host"), path, raw_query):
+        if not alb.rule_matches(self.site.rule, request.headers.get("Host"), path, raw_query):
             return 404, None, [("Content-Type", "text/plain")], _NOT_FOUND_BODY
 
         headers = list(request.headers.items())
@@ -178,21 +217,21 @@ class LocalListener:
             raw_query=raw_query,
             headers=headers,
             body=body,
-            target_group_arn=self.local.target_group_arn,
+            target_group_arn=self.site.target_group_arn,
             multi_value=self.multi_value_headers,
         )
         started = time.monotonic()
         try:
             response = self.invoke(event)
         except Exception:
-            return _bad_gateway()
+            return bad_gateway()
         if time.monotonic() - started > self.timeout_s:
-            return _bad_gateway()  # Lambda would have stopped the function: the ALB says 502
+            return bad_gateway()  # Lambda would have stopped the function: the ALB says 502
         try:
             return alb.response_parts(response, multi_value=self.multi_value_headers)
         except alb.BadLambdaResponse as error:
             _log.warning("the function's response is not valid for the ALB: %s", error)
-            return _bad_gateway()
+            return bad_gateway()
 
 
 class BodyError(Exception):
@@ -261,14 +300,14 @@ def _read_chunked(rfile: Any, limit: int) -> bytes:
             return bytes(body)
 
 
-def _bad_gateway() -> tuple[int, str | None, list, bytes]:
+def bad_gateway() -> tuple[int, str | None, list, bytes]:
     return 502, None, [("Content-Type", "text/plain")], b"Bad Gateway"
 
 
-def _make_request_handler(listener: LocalListener) -> type[BaseHTTPRequestHandler]:
+def _make_request_handler(listener: HttpStandIn) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
-        server_version = "awselb/2.0"
+        server_version = listener.server_version
 
         def version_string(self) -> str:
             return self.server_version
@@ -278,7 +317,7 @@ def _make_request_handler(listener: LocalListener) -> type[BaseHTTPRequestHandle
                 status, reason, headers, body = listener.handle(self)
             except Exception:
                 _log.exception("local listener failed")
-                status, reason, headers, body = _bad_gateway()
+                status, reason, headers, body = bad_gateway()
             if reason is None:
                 try:
                     reason = HTTPStatus(status).phrase

@@ -54,7 +54,10 @@ class RunnerSite(Protocol):
     """What the runner needs of the local stack (``local.stack.LocalStack``)."""
 
     region: str
-    account_id: str
+
+    @property
+    def account_id(self) -> str: ...
+
     queue_url: str
     queue_arn: str
 
@@ -267,8 +270,10 @@ class QueueRunner:
         batch_size: int = BATCH_SIZE,
         poll_wait_s: int = POLL_WAIT_S,
         timeout_s: float = WORKER_TIMEOUT_SECONDS,
+        environment: dict[str, str] | None = None,
     ) -> None:
         self.site = site
+        self.environment = environment  # the worker's own (local.lambda_runtime)
         self.batch_size = batch_size
         self.poll_wait_s = poll_wait_s
         self.clock = SimulatedClock()
@@ -306,6 +311,7 @@ class QueueRunner:
                 timeout_s=self._timeout_s,
                 memory_mb=WORKER_MEMORY_MB,
                 reset=None if self._invoke else _reset_worker_state,
+                environment=self.environment,
             ).start()
             if background:
                 self.start_polling()

@@ -14,78 +14,95 @@
 # ---
 
 # %% [markdown]
-# # Netlify → CloudFront webhook: operator runbook
+# # Netlify to CloudFront webhook: operator runbook
 #
-# Run it top to bottom. It tells you which account and stack you are looking at, checks the
-# CloudFront distributions and the pipeline (queue, dead letters, alarms), sends a signed test
-# deploy notification exactly as Netlify would, follows the invalidation the worker creates until
-# CloudFront reports it Completed, and shows the invalidation history and its cost. Nothing
-# beyond that test notification changes state unless you set `dry_run = False` or
-# `redrive_dead_letters = True`.
+# Run it top to bottom: it inspects one site stack and changes nothing. It tells you which
+# account and stack you are looking at, checks the whole path (functions, secrets, account,
+# distributions and their invalidations in progress), the pipeline (queue, dead letters,
+# alarms) and the reconciler, verifies the webhook's invalidation on every distribution, shows
+# the history and this month's cost, the functions' errors, and the site's Netlify hooks. The
+# verdict (PASS, WARN or FAIL, with its reasons) is just below and in the recap.
+#
+# Each write has its own switch, all off: `send_test_notification` (purges the stack's paths
+# on every distribution), `invalidate_paths` (with `manual_paths`), `register_netlify_hooks`,
+# `enable_disabled_hooks` and `redrive_dead_letters`.
 #
 # - **Local stack:** `make local` prints the environment (`AWS_ENDPOINT_URL`, `NCW_*`); start
 #   Jupyter from that shell. `make demo` runs this notebook for you.
 # - **Real stack:** with the `pulumi` CLI logged in, the stack's outputs are read with
 #   `pulumi stack output --show-secrets`; without it, set the `NCW_*` variables.
+# - **Report:** `python -m runbook_lib.report -p stack prod` writes
+#   `out/runbook-prod-<UTC time>.html` (no code, readable offline) with the executed notebook
+#   and a JSON summary beside it; it exits non-zero when the verdict is FAIL.
 # - Secrets (webhook token, JWS secret, Netlify token) come from the stack or the environment,
 #   never from this file, and are shown masked.
 
 # %% tags=["parameters"]
-stack = None  # stack name; None: $NCW_STACK, else dev
-region = None  # None: $AWS_REGION, $AWS_DEFAULT_REGION or the stack file
-aws_endpoint_url = None  # None: real AWS, or $AWS_ENDPOINT_URL
-webhook_url = None  # None: stack output or $NCW_WEBHOOK_URL; give it without ?token=
-distribution_id = None  # None: the first configured distribution
-deploy_id = None  # None: section 4 sends a fresh test notification
-notification_status = None  # with deploy_id: the HTTP status the caller's notification got
-wait_timeout_s = 300  # section 5 stops waiting after this many seconds
-poll_interval_s = 10  # seconds between status checks in section 5
-dry_run = True  # False: section 7 invalidates and section 9 calls the Netlify API
-redrive_dead_letters = False  # True: section 3 moves the dead letters back to the queue
-manual_paths = ["/index.html"]  # paths for section 7
-history_limit = 25  # newest invalidations per distribution in section 6
-summary_path = None  # when set, a JSON summary of the run is written there
+stack: str = ""  # the stack; empty: $NCW_STACK, else dev
+region: str = ""  # empty: the stack's region (output, NCW_REGION, stack file), then AWS_REGION
+aws_endpoint_url: str = ""  # empty: real AWS, or $AWS_ENDPOINT_URL (the local stack)
+webhook_url: str = ""  # empty: stack output or NCW_WEBHOOK_URL; give it without its token
+distribution_id: str = ""  # empty: every distribution; else sections 5, 6 and 8 use this one
+deploy_id: str = ""  # a deploy to verify, e.g. Netlify's last production deploy
+notification_status: int = 0  # with deploy_id: the HTTP status its notification got (0: unknown)
+send_test_notification: bool = False  # True: section 5 sends a signed test notification
+test_event: str = "deploy_created"  # its event: deploy_created, or deploy_restored (a rollback)
+wait_timeout_s: float = 300  # section 6 stops waiting after this many seconds
+poll_interval_s: float = 10  # seconds between status checks in section 6
+log_window_hours: float = 24  # how far back sections 4 and 9 read the logs
+request_id: str = ""  # section 9 lists every log record of this request
+history_limit: int = 25  # newest invalidations per distribution in section 7
+invalidate_paths: bool = False  # True: section 8 invalidates manual_paths
+manual_paths: list[str] = ["/index.html"]  # for section 8: a list, or one comma-separated string
+register_netlify_hooks: bool = False  # True: section 10 creates or updates both Netlify hooks
+enable_disabled_hooks: bool = False  # True: section 10 re-enables hooks Netlify disabled
+redrive_dead_letters: bool = False  # True: section 3 moves the dead letters back to the queue
+summary_path: str = ""  # where the JSON summary is written (the report sets it)
 
 # %%
 import runbook_lib as rb
 
+rb.show_verdict_placeholder()  # filled in by the recap
 config = rb.load_config(stack, region, aws_endpoint_url, webhook_url, distribution_id)
 aws = rb.AwsClients(config)
 
 # %% [markdown]
 # ## 1. Where am I? Account, region, stack, webhook and distributions
 #
-# Check the account and the stack before anything else: the rest of the runbook acts on them.
+# Check the account and the stack before anything else: the rest of the runbook reads them. The
+# source column says where each value came from (parameter, stack output, variable or file).
 
 # %%
 here = rb.where_am_i(config, aws)
 rb.show(here)
 
 # %% [markdown]
-# ## 2. Are the distributions healthy and shaped as designed?
+# ## 2. Is the whole path healthy?
 #
-# Netlify serves the site through the default behavior and an S3 origin serves `/pdf/*`.
-# Anything else (disabled, still deploying, a missing `/pdf/*` behavior) is flagged.
+# The credentials' account is the stack's; the ingest, the worker and the reconciler exist and
+# run the runtime the program deploys; the ingest runs with the secrets parameter's current
+# version; each distribution keeps the site's shape (Netlify serves the site, an S3 origin
+# serves `/pdf/*`) and has room for the next deploy's invalidation (CloudFront allows 15
+# wildcard paths and 3,000 file paths in progress per distribution).
 
 # %%
-health = rb.distributions_health(config, aws)
-rb.show(health or "**Skipped:** no distribution to inspect (see section 1).")
+health = rb.path_health(config, aws, account=here.account)
+rb.show(health)
 
 # %% [markdown]
 # ## 3. Is the pipeline flowing? Queue, dead letters and alarms
 #
 # The webhook queues one message per distribution; the worker turns each into an invalidation,
 # retrying while CloudFront is busy. What can never succeed (or still fails after about two
-# hours) lands in the dead-letter queue: those invalidations did not happen. The tables show the
-# queue's depth and oldest message, up to 50 dead letters with their error, and the stack's
-# alarms. Reading the dead letters leaves them where they are.
+# hours) lands in the dead-letter queue: those invalidations did not happen. Reading the dead
+# letters leaves them where they are.
 
 # %%
 pipeline = rb.pipeline_status(config, aws)
 rb.show(pipeline)
 
 # %% [markdown]
-# ### Move the dead letters back to the queue (guarded by `redrive_dead_letters`)
+# ### Move the dead letters back to the queue (`redrive_dead_letters`)
 #
 # Fix the cause first (the `error` column). With `redrive_dead_letters = True`, each message
 # goes back to the queue unchanged and is deleted from the dead-letter queue only once it is
@@ -96,31 +113,48 @@ redriven = rb.redrive(config, aws, enabled=redrive_dead_letters)
 rb.show(redriven)
 
 # %% [markdown]
-# ## 4. Trigger: send a signed test deploy notification, as Netlify does
+# ## 4. The reconciler: publishes the webhook missed, hooks Netlify switched off
 #
-# A `deploy_created` ("Deploy succeeded") notification for a fresh deploy id, signed with the
-# JWS secret when one is configured. If `deploy_id` is given, the notification was already sent
-# (e.g. by `make demo` or by Netlify) and this only reports it, with `notification_status` when
-# the caller passes the answer it got.
+# On a stack with a Netlify API token, the reconciler compares Netlify's published deploy with
+# the invalidations every few minutes and queues what is missing. Its last run (over
+# `log_window_hours`) and its metrics.
 
 # %%
-sent = rb.trigger(config, deploy_id, notification_status=notification_status)
+reconciler = rb.reconciler_status(config, aws, window_hours=log_window_hours)
+rb.show(reconciler)
+
+# %% [markdown]
+# ## 5. Trigger: a signed test deploy notification, only when asked
+#
+# With `send_test_notification = True`: a `test_event` notification, signed with the JWS secret
+# as Netlify signs it (for `deploy_id` when given, else a fresh deploy). Otherwise nothing is
+# sent, and the next section verifies `deploy_id`, or the newest invalidation the webhook made.
+
+# %%
+sent = rb.trigger(
+    config,
+    deploy_id,
+    send_test_notification=send_test_notification,
+    event=test_event,
+    notification_status=notification_status,
+)
 rb.show(sent)
 
 # %% [markdown]
-# ## 5. Verify: find the worker's invalidation and wait until it completes
+# ## 6. Verify: the invalidation on every distribution, until it completes
 #
-# The invalidation is found by the caller reference the webhook derives from the deploy id and
-# the configured paths. The wait stops at `wait_timeout_s` with advice; re-running is safe.
+# Found by the exact caller reference the webhook answered with, else by the deploy's reference
+# prefix, else the newest webhook invalidation. One wait for all, stopped at `wait_timeout_s`
+# with advice, skipped when the trigger was refused; re-running is safe.
 
 # %%
 verified = rb.verify(
-    config, aws, sent.deploy_id, wait_timeout_s=wait_timeout_s, poll_interval_s=poll_interval_s
+    config, aws, sent, wait_timeout_s=wait_timeout_s, poll_interval_s=poll_interval_s
 )
 rb.show(verified)
 
 # %% [markdown]
-# ## 6. History: recent invalidations, paths per month and this month's cost
+# ## 7. History: recent invalidations, paths per month and this month's cost
 #
 # The table holds the newest `history_limit` per distribution; the month's paths and cost count
 # every invalidation made this month. The first 1,000 paths a month are free per AWS account,
@@ -133,36 +167,43 @@ if past.usage:
     rb.show(rb.history_chart(past.charted))
 
 # %% [markdown]
-# ## 7. Invalidate paths by hand (guarded by `dry_run`)
+# ## 8. Invalidate paths by hand (`invalidate_paths`)
 #
-# The paths are checked with the function's own rules; with `dry_run = True` you see the exact
-# request that would be sent.
+# The paths are normalized and checked with the function's own rules and sent to every
+# distribution acted on; with `invalidate_paths = False` you see the exact request instead.
 
 # %%
-manual_result = rb.manual(config, aws, manual_paths, dry_run=dry_run)
+manual_result = rb.manual(config, aws, manual_paths, enabled=invalidate_paths)
 rb.show(manual_result)
 
 # %% [markdown]
-# ## 8. Troubleshooting: the functions' recent errors and what each answer means
+# ## 9. Troubleshooting: the functions' errors, a deploy's or a request's records
 #
-# The webhook's function (it answers Netlify and queues), then the worker (it calls CloudFront).
+# Errors of the ingest, the worker and the reconciler over `log_window_hours`; with `deploy_id`
+# (or the test notification's) and `request_id`, every record that names them. Then what each
+# answer of the webhook means.
 
 # %%
-errors = rb.function_errors(config, aws)
-worker_errors = rb.worker_errors(config, aws)
-rb.show(errors, worker_errors, rb.answers_table())
+trouble = rb.troubleshoot(
+    config,
+    aws,
+    window_hours=log_window_hours,
+    deploy_id=sent.deploy_id,
+    request_id=request_id,
+)
+rb.show(trouble, rb.answers_table())
 
 # %% [markdown]
-# ## 9. Connect Netlify: the deploy notification for this stack
+# ## 10. Connect Netlify: the site's two deploy notifications
 #
-# Shows the hook body (secrets masked). With `NETLIFY_AUTH_TOKEN` in the environment and
-# `dry_run = False`, creates the notification through Netlify's hooks API, or updates the
-# existing one for the same URL: never a duplicate. Never against the local stack, nor for a
-# webhook URL Netlify cannot reach (not https, or a loopback/private address).
+# One hook per event (`deploy_created`, `deploy_restored`), same URL and JWS secret. With
+# `NETLIFY_AUTH_TOKEN` set, each is shown present, disabled or missing;
+# `register_netlify_hooks = True` creates or updates both (never a duplicate),
+# `enable_disabled_hooks = True` re-enables a disabled one.
 
 # %%
-hook = rb.connect(config, dry_run=dry_run)
-rb.show(hook)
+hooks = rb.connect(config, register=register_netlify_hooks, enable_disabled=enable_disabled_hooks)
+rb.show(hooks)
 
 # %% [markdown]
 # ## Recap
@@ -170,16 +211,27 @@ rb.show(hook)
 # %%
 summary = rb.run_summary(
     config=config,
-    trigger_result=sent,
-    verify_result=verified,
-    history_result=past,
+    where=here,
     health=health,
-    manual_result=manual_result,
-    errors=errors,
-    hook=hook,
     pipeline=pipeline,
     redrive_result=redriven,
-    worker_errors=worker_errors,
+    reconciler=reconciler,
+    trigger_result=sent,
+    verification=verified,
+    history_result=past,
+    manual_result=manual_result,
+    troubleshooting=trouble,
+    hooks=hooks,
 )
+
+# %%
 rb.write_summary(summary_path, summary)
 rb.show(rb.recap(summary))
+rb.show_verdict(rb.verdict_of(summary), f"stack {config.stack}", summary["generated_at"])
+
+# %% [markdown]
+# The last cell stops the run when the verdict is FAIL, after the summary is written, so
+# papermill, `make demo` and CI exit non-zero.
+
+# %% tags=["verdict-gate"]
+rb.gate(summary)

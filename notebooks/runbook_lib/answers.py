@@ -1,6 +1,6 @@
 """What each answer of the webhook means and what to do about it.
 
-Section 8 shows the whole table; section 4 explains the one answer it got.
+Section 9 shows the whole table; section 5 explains the one answer it got.
 """
 
 from __future__ import annotations
@@ -14,15 +14,16 @@ ANSWERS: tuple[dict[str, str], ...] = (
         "answer": "202 queued",
         "meaning": "Accepted: one message per distribution is in the queue (listed in the body); "
         "the worker makes the invalidations, retrying while CloudFront is busy.",
-        "fix": "Nothing. Section 5 follows the invalidation to Completed; section 3 shows what "
+        "fix": "Nothing. Section 6 follows the invalidations to Completed; section 3 shows what "
         "is still queued or dead-lettered.",
     },
     {
         "answer": "200 ignored",
         "meaning": "Authenticated, but not a deploy we act on: another event than "
-        "deploy_created, state not 'ready', or a context outside deployContexts.",
+        "deploy_created or deploy_restored, state not 'ready', or a context outside "
+        "deployContexts.",
         "fix": "Expected for previews and failed builds. If production deploys are ignored, check "
-        "the hook's event (Deploy succeeded) and the stack's deployContexts.",
+        "the hooks' events (Deploy succeeded, Deploy restored) and the stack's deployContexts.",
     },
     {
         "answer": "400",
@@ -35,7 +36,7 @@ ANSWERS: tuple[dict[str, str], ...] = (
         "missing, invalid or made with another secret.",
         "fix": "Re-copy the webhook URL from `pulumi stack output --show-secrets webhook_url` into "
         "the Netlify notification and set its 'JWS secret token' to the stack's "
-        "netlifyJwsSecret (section 9 does both).",
+        "netlifyJwsSecret (section 10 does both).",
     },
     {
         "answer": "403",
@@ -45,10 +46,11 @@ ANSWERS: tuple[dict[str, str], ...] = (
         "config and `pulumi up`.",
     },
     {
-        "answer": "404 (from the ALB)",
-        "meaning": "The listener rule did not match: wrong host, path or token query string; the "
-        "function never ran.",
-        "fix": "Use the exact webhook URL (host = the stack's domain, path = webhookPath).",
+        "answer": "404",
+        "meaning": "From the ALB: the listener rule did not match (wrong host, path or token "
+        "query string) and the function never ran. Behind a function URL: the path is not the "
+        "stack's webhookPath.",
+        "fix": "Use the exact webhook URL (the stack output `webhook_url`).",
     },
     {
         "answer": "405",
@@ -65,13 +67,14 @@ ANSWERS: tuple[dict[str, str], ...] = (
         "meaning": "A bad function setting (the reason names the variable: QUEUE_URL when the "
         "queue is missing or refuses the send), or an unexpected error (the reason carries a "
         "request id).",
-        "fix": "Read section 8's errors for that request id; fix the stack config and `pulumi up`.",
+        "fix": "Pass that request id as `request_id`: section 9 lists its records. Fix the stack "
+        "config and `pulumi up`.",
     },
     {
         "answer": "502 (from the ALB)",
         "meaning": "An HTML body from the ALB itself: the function crashed or timed out. (A "
         "permanent CloudFront refusal no longer reaches Netlify: the worker dead-letters it.)",
-        "fix": "Read section 8's errors. Refusals such as AccessDenied or NoSuchDistribution "
+        "fix": "Read section 9's errors. Refusals such as AccessDenied or NoSuchDistribution "
         "show in section 3's dead letters with their error code.",
     },
     {
@@ -95,8 +98,8 @@ def explain_answer(status: int, body: Any = None) -> str:
         key = "200 ignored"
     elif status == 202:
         key = "202 queued"
-    elif status in (404, 502):
-        key = f"{status} (from the ALB)"
+    elif status == 502:
+        key = "502 (from the ALB)"
     for row in ANSWERS:
         if row["answer"] == key:
             return f"**{row['answer']}**: {row['meaning']} *Fix:* {row['fix']}"

@@ -1,7 +1,7 @@
 """AWS access for the runbook: clients, error text safe to show, CloudFront listings.
 
-Clients are made on first use with short timeouts (no hanging); the listings serve sections
-2, 5 and 6.
+Clients are made on first use with short timeouts (no hanging); the listings serve the
+health, verification and history sections.
 """
 
 from __future__ import annotations
@@ -59,6 +59,14 @@ class AwsClients:
     @cached_property
     def cloudwatch(self):
         return self.client("cloudwatch")
+
+    @cached_property
+    def lambda_(self):
+        return self.client("lambda")
+
+    @cached_property
+    def ssm(self):
+        return self.client("ssm")
 
 
 def error_text(error: BaseException) -> str:

@@ -1,4 +1,4 @@
-"""Section 2, distribution health: does each distribution still match the site's design?
+"""Section 2 (part), distribution health: does each distribution still match the site's design?
 
 The design: Netlify serves the site (default behavior), an S3 origin serves ``/pdf/*``.
 """
@@ -52,14 +52,14 @@ class DistributionHealth:
 
     def markdown(self) -> str:
         if self.error:
-            return f"### `{self.distribution_id}`\n\n❌ {self.error}"
-        verdict = "✅ matches the site's design" if self.healthy else "⚠️ needs attention"
+            return f"#### `{self.distribution_id}`: FAIL\n\n{self.error}"
+        verdict = "PASS, matches the site's design" if self.healthy else "WARN, needs attention"
         lines = [
-            f"### `{self.distribution_id}` — {verdict}",
+            f"#### `{self.distribution_id}`: {verdict}",
             f"- domain: `{self.domain_name}`; status: **{self.status}**; "
             f"enabled: **{self.enabled}**; aliases: {', '.join(self.aliases) or '(none)'}",
         ]
-        lines += [f"- ⚠️ {flag}" for flag in self.flags]
+        lines += [f"- WARN: {flag}" for flag in self.flags]
         return "\n".join(lines)
 
     def tables(self) -> list[pd.DataFrame]:

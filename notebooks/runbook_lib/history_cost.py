@@ -1,4 +1,4 @@
-"""Section 6, history and cost: recent invalidations, this month's paths and their price."""
+"""Section 7, history and cost: recent invalidations, this month's paths and their price."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from runbook_lib.aws import (
 )
 from runbook_lib.config import RunbookConfig
 from runbook_lib.display import skipped_or_failed
+from runbook_lib.verdict import PASS, SKIPPED, WARN, Outcome
 
 FREE_PATHS_PER_MONTH = 1000  # per AWS account, all distributions together
 PRICE_PER_PATH_USD = 0.005
@@ -147,7 +148,7 @@ class MonthlyUsage:
     def markdown(self) -> str:
         return (
             f"**{self.month}:** {self.invalidations} invalidations, {self.paths} paths of the "
-            f"{self.free_paths:,} free → {self.billable_paths} billable, estimated "
+            f"{self.free_paths:,} free, so {self.billable_paths} billable: estimated "
             f"**{USD}{self.estimated_cost_usd:.2f}** (at {USD}{PRICE_PER_PATH_USD}/path).\n\n"
             f"{self.note}"
         )
@@ -179,12 +180,13 @@ def monthly_usage(history: pd.DataFrame, now: datetime | None = None) -> Monthly
 
 
 def history_chart(history: pd.DataFrame, now: datetime | None = None, days: int = 30):
-    """Invalidations per day (last ``days``) and paths per month against the free 1,000."""
+    """Invalidations per day (last ``days``), and paths per month as a share of the free 1,000
+    on a log scale: a month with 1 path is a visible bar, not a line lost against 1,000."""
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     now = now or datetime.now(UTC)
-    figure, (per_day, per_month) = plt.subplots(1, 2, figsize=(11, 3.5))
+    figure, (per_day, per_month) = plt.subplots(1, 2, figsize=(11, 3.6))
     if history.empty:
         for axis in (per_day, per_month):
             axis.text(0.5, 0.5, "no invalidations yet", ha="center", va="center")
@@ -202,12 +204,19 @@ def history_chart(history: pd.DataFrame, now: datetime | None = None, days: int 
     per_day.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 0.2 ticks
     months = history.assign(month=created.dt.strftime("%Y-%m")).groupby("month")["path_count"]
     monthly = pd.Series(months.sum()).sort_index()
-    bars = per_month.bar(monthly.index, monthly.values, color="#e07b39")
-    # A few paths vanish against the 1,000 line: print each month's figure on its bar.
-    per_month.bar_label(bars, labels=[f"{int(v):,}" for v in monthly.values])
+    # Log scale from half a path: 1 path spans a third of a decade, 1,000 sits at 3.3 decades.
+    top = max(FREE_PATHS_PER_MONTH * 3, float(monthly.max()) * 3)
+    per_month.set_yscale("log")
+    per_month.set_ylim(0.5, top)
+    # Bars rise from the axis floor (0.5) to their value; a month without paths has none.
+    heights = [float(v) - 0.5 if v > 0 else float("nan") for v in monthly.values]
+    bars = per_month.bar(monthly.index, heights, bottom=0.5, width=0.5, color="#e07b39")
+    share = [f"{int(v):,} ({v / FREE_PATHS_PER_MONTH:.1%})" for v in monthly.values]
+    per_month.bar_label(bars, labels=share, padding=2, fontsize=8)
     per_month.axhline(FREE_PATHS_PER_MONTH, color="grey", linestyle="--", label="1,000 free paths")
-    per_month.set_title("Paths per month (free tier is per account)")
-    per_month.set_ylabel("paths")
+    per_month.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+    per_month.set_title("Paths per month, share of the free tier (log scale)")
+    per_month.set_ylabel("paths (the free tier is per account)")
     per_month.legend(loc="upper left")
     figure.tight_layout()
     return figure
@@ -237,6 +246,20 @@ class HistoryResult:
             return "No invalidations on these distributions yet."
         return f"{len(self.table)} most recent invalidation(s), newest first."
 
+    def outcome(self) -> Outcome:
+        if self.skipped:
+            return Outcome("history", SKIPPED, [self.skipped])
+        if self.error or self.usage is None:
+            return Outcome("history", WARN, [f"cannot list invalidations: {self.error}"])
+        usage = self.usage
+        text = (
+            f"{usage.invalidations} invalidation(s) and {usage.paths} path(s) in {usage.month}, "
+            f"estimated USD {usage.estimated_cost_usd:.2f}"
+        )
+        if usage.billable_paths:
+            return Outcome("history", WARN, [f"{text}: past the {usage.free_paths:,} free paths"])
+        return Outcome("history", PASS, [text])
+
     def contains(self, invalidation_id: str | None) -> bool:
         return bool(invalidation_id) and invalidation_id in set(self.table["invalidation_id"])
 
@@ -244,7 +267,7 @@ class HistoryResult:
 def history(config: RunbookConfig, aws: AwsClients | None, limit: int = 25) -> HistoryResult:
     if not config.live or not config.distribution_ids:
         empty = pd.DataFrame(columns=HISTORY_COLUMNS)
-        return HistoryResult(empty, None, skipped=" ".join(config.missing()))
+        return HistoryResult(empty, None, skipped=config.why_not_live())
     aws = aws or AwsClients(config)
     now = datetime.now(UTC)
     batches: dict[str, dict] = {}

@@ -1,7 +1,12 @@
-"""Section 4, trigger: a deploy notification exactly as Netlify sends it.
+"""Section 5, trigger: a deploy notification exactly as Netlify sends it, when asked.
 
-The payload is a realistic Netlify Deploy object, signed like Netlify signs it (an HS256 JWS in
-``X-Webhook-Signature``), and sent without proxies or redirects.
+Read-only by default: only ``send_test_notification=True`` sends one (it purges the stack's
+invalidation paths, ``/*`` by default, on every distribution, or on ``distribution_id`` alone).
+Otherwise the section says what the verification will look for: the ``deploy_id`` given (e.g.
+Netlify's last production deploy, or the demo's notification), else the newest invalidation the
+webhook made. The payload is a realistic Netlify Deploy object (with ``published_at`` and
+``updated_at``, which the caller reference covers), signed like Netlify signs it (an HS256 JWS
+in ``X-Webhook-Signature``), and sent without proxies or redirects.
 """
 
 from __future__ import annotations
@@ -23,10 +28,18 @@ from typing import Any
 
 import jwt
 
+from function.webhook_settings import DISTRIBUTION_QUERY_PARAMETER
 from infra.netlify_hook import EVENT as NETLIFY_EVENT
+from infra.netlify_hook import EVENTS as NETLIFY_EVENTS
 from runbook_lib.answers import explain_answer
 from runbook_lib.config import RunbookConfig
 from runbook_lib.masking import mask_text, mask_url
+from runbook_lib.verdict import FAIL, PASS, SKIPPED, WARN, Outcome
+
+
+def _netlify_time(moment: datetime) -> str:
+    """Netlify's timestamps: ISO 8601 in UTC with milliseconds (``2024-01-01T12:00:00.000Z``)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
 def netlify_deploy_payload(
@@ -34,15 +47,22 @@ def netlify_deploy_payload(
     deploy_id: str | None = None,
     context: str = "production",
     state: str = "ready",
+    *,
+    restored: bool = False,
 ) -> dict[str, Any]:
-    """A realistic Netlify Deploy object (what a deploy notification's body is)."""
+    """A realistic Netlify Deploy object (what a deploy notification's body is).
+
+    ``published_at`` and ``updated_at`` are set as Netlify sets them (the caller reference
+    covers both); ``restored`` shapes a rollback: an older deploy published again now.
+    """
     deploy_id = deploy_id or secrets.token_hex(12)
     build_id = secrets.token_hex(12)
     commit = secrets.token_hex(20)
     now = datetime.now(UTC)
-    stamp = now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
-    started = now - timedelta(seconds=42)
-    created = started.strftime("%Y-%m-%dT%H:%M:%S.") + f"{started.microsecond // 1000:03d}Z"
+    stamp = _netlify_time(now)
+    # A new deploy was created 42 s before it was published; a restored one (a rollback)
+    # was created long ago and is published again now.
+    created = _netlify_time(now - timedelta(seconds=42 if not restored else 86400 * 3))
     name = "runbook-example"
     branch = "main" if context == "production" else "feature"
     return {
@@ -189,23 +209,87 @@ def _status_line(status: int) -> str:
 
 @dataclass
 class TriggerResult:
+    """What section 5 did: sent a notification, or what the verification will look for."""
+
     deploy_id: str | None
     sent: bool
+    mode: str  # "test notification", "deploy", "newest" (the newest webhook invalidation)
     result: NotificationResult | None = None
     message: str = ""
     signed: bool = False
+    event: str | None = None
     error: str | None = None
     caller_status: int | None = None  # the HTTP answer to a notification the caller sent
+    skipped: str | None = None
 
     @property
     def accepted(self) -> bool:
-        return bool(self.result and self.result.accepted)
+        if self.result is not None:
+            return self.result.accepted
+        return self.caller_status == 202
 
     @property
     def status(self) -> int | None:
         return self.result.status if self.result else self.caller_status
 
+    @property
+    def references(self) -> dict[str, str]:
+        """distribution id -> the exact caller reference the ingest queued (from its 202)."""
+        if self.result is None:
+            return {}
+        return {
+            str(item["distribution_id"]): str(item["caller_reference"])
+            for item in self.result.invalidations
+            if isinstance(item, dict)
+            and item.get("distribution_id")
+            and item.get("caller_reference")
+        }
+
+    @property
+    def refused(self) -> str | None:
+        """Why no invalidation can come of this trigger (the wait is skipped), or None."""
+        if self.error:
+            return f"no notification was delivered: {self.error}"
+        status = self.status
+        if status is None or status == 202:
+            return None
+        if status == 200:
+            return "the webhook answered 200 ignored: it queued nothing for this deploy"
+        line = _status_line(status)
+        return f"the webhook refused the notification (HTTP {line}): nothing was queued"
+
+    def outcome(self) -> Outcome:
+        if self.skipped:
+            return Outcome("trigger", SKIPPED, [self.skipped])
+        if self.mode == "newest":
+            return Outcome(
+                "trigger",
+                SKIPPED,
+                [
+                    "no test notification (`send_test_notification = False`) and no `deploy_id`: "
+                    "verifying the newest invalidation the webhook made"
+                ],
+            )
+        refused = self.refused
+        if refused and self.status == 200:
+            return Outcome("trigger", WARN, [refused])
+        if refused:
+            return Outcome("trigger", FAIL, [refused])
+        if self.sent:
+            return Outcome(
+                "trigger", PASS, [f"test notification for deploy {self.deploy_id} accepted (202)"]
+            )
+        if self.caller_status is None:
+            return Outcome(
+                "trigger", SKIPPED, [f"verifying deploy {self.deploy_id} (answer unknown)"]
+            )
+        return Outcome(
+            "trigger", PASS, [f"deploy {self.deploy_id} was accepted (202, as reported)"]
+        )
+
     def markdown(self) -> str:
+        if self.skipped:
+            return f"**SKIPPED:** {self.skipped}"
         lines = [self.message]
         body = self.result.body if self.result else None
         if self.result is not None:
@@ -223,51 +307,93 @@ class TriggerResult:
         if meaning:
             lines.append(f"\n{meaning}")
         if self.error:
-            lines.append(f"\n❌ {self.error}")
+            lines.append(f"\n**FAIL:** {self.error}")
         return "\n".join(lines)
+
+
+def with_distribution(url: str, distribution_id: str | None) -> str:
+    """``url`` narrowed to one distribution with the webhook's ``dist`` query parameter."""
+    if not distribution_id:
+        return url
+    base, hash_sign, fragment = url.partition("#")
+    separator = "&" if "?" in base else "?"
+    query = urllib.parse.urlencode({DISTRIBUTION_QUERY_PARAMETER: distribution_id})
+    return f"{base}{separator}{query}{hash_sign}{fragment}"
 
 
 def trigger(
     config: RunbookConfig,
     deploy_id: str | None = None,
     *,
+    send_test_notification: bool = False,
+    event: str = NETLIFY_EVENT,
     notification_status: int | None = None,
     send: Callable[..., NotificationResult] = send_deploy_notification,
 ) -> TriggerResult:
-    """Send a signed test notification, or report the one the caller already sent (with the
-    HTTP status it got, ``notification_status``, when the caller passes it)."""
-    if deploy_id:
+    """Send a signed test notification when asked (for ``deploy_id`` when given, else a fresh
+    one); otherwise report the deploy the caller notified (with the HTTP status it got,
+    ``notification_status``, 0 or None when unknown), or that the newest webhook invalidation
+    will be verified."""
+    deploy_id = deploy_id or None
+    status = int(notification_status) if notification_status else None
+    if not send_test_notification:
+        if deploy_id:
+            answered = f" It was answered {_status_line(status)}." if status else ""
+            return TriggerResult(
+                deploy_id=deploy_id,
+                sent=False,
+                mode="deploy",
+                caller_status=status,
+                message=f"No test notification (`send_test_notification = False`). Verifying "
+                f"deploy `{deploy_id}`, notified by Netlify or the caller.{answered}",
+            )
+        return TriggerResult(
+            deploy_id=None,
+            sent=False,
+            mode="newest",
+            message="No test notification (`send_test_notification = False`) and no "
+            "`deploy_id`: the next section verifies the newest invalidation the webhook made on "
+            "each distribution. Set `deploy_id` to check a given deploy (e.g. Netlify's last "
+            "production deploy), or `send_test_notification = True` to send one (it invalidates "
+            f"{', '.join(config.invalidation_paths)} on every distribution).",
+        )
+    if event not in NETLIFY_EVENTS:
         return TriggerResult(
             deploy_id=deploy_id,
             sent=False,
-            caller_status=int(notification_status) if notification_status is not None else None,
-            message=f"Deploy `{deploy_id}` was notified by the caller (e.g. `make demo`): "
-            "not sending another; the next section looks for its invalidation.",
+            mode="test notification",
+            event=event,
+            error=f"`test_event` must be one of {', '.join(NETLIFY_EVENTS)}, not {event!r}",
         )
     if not config.live or not config.webhook_url:
         return TriggerResult(
             deploy_id=None,
             sent=False,
-            message="**Skipped:** " + " ".join(config.missing() or ["no webhook URL"]),
+            mode="test notification",
+            skipped=" ".join(config.missing() or ["No webhook URL."]),
         )
     site_id = config.netlify_site_id or "00000000-0000-4000-8000-000000000000"
-    payload = netlify_deploy_payload(site_id)
+    payload = netlify_deploy_payload(site_id, deploy_id, restored=event != NETLIFY_EVENT)
+    url = with_distribution(config.webhook_url, config.distribution_id)
     outcome = TriggerResult(
         deploy_id=payload["id"],
         sent=True,
+        mode="test notification",
         signed=bool(config.jws_secret),
-        message=f"Sent a `{NETLIFY_EVENT}` notification for deploy `{payload['id']}` "
-        f"(site `{site_id}`, context `production`) to {mask_url(config.webhook_url)}"
+        event=event,
+        message=f"Sent a `{event}` notification for deploy `{payload['id']}` "
+        f"(site `{site_id}`, context `production`, published at {payload['published_at']}) to "
+        f"{mask_url(url)}"
         + (f" with Host `{config.webhook_host}`" if config.webhook_host else "")
         + ".",
     )
     try:
         outcome.result = send(
-            config.webhook_url, payload, jws_secret=config.jws_secret, host=config.webhook_host
+            url, payload, jws_secret=config.jws_secret, host=config.webhook_host, event=event
         )
     except (OSError, http.client.HTTPException, ValueError) as error:
         outcome.error = (
-            f"no answer from the webhook: {mask_text(str(error))}. Is the ALB (or `make local`) "
-            "up, and does the URL's host resolve?"
+            f"no answer from the webhook: {mask_text(str(error))}. Is the endpoint (or `make "
+            "local`) up, and does the URL's host resolve?"
         )
     return outcome

@@ -29,6 +29,7 @@ from infra.pipeline import MAX_RECEIVE_COUNT, OLDEST_MESSAGE_ALARM_SECONDS
 from runbook_lib.aws import AwsClients, error_text
 from runbook_lib.config import RunbookConfig
 from runbook_lib.masking import mask_text
+from runbook_lib.verdict import FAIL, PASS, SKIPPED, WARN, Outcome
 
 # The worker's message attribute on what it dead-letters (function.worker).
 DEPTH_ATTRIBUTES = (
@@ -397,9 +398,18 @@ class Redrive:
     error: str | None = None
     skipped: str | None = None
 
+    def outcome(self) -> Outcome:
+        if self.skipped:
+            return Outcome("redrive", SKIPPED, [self.skipped])
+        if not self.enabled:
+            return Outcome("redrive", SKIPPED, ["switched off (`redrive_dead_letters = False`)"])
+        if self.error or self.send_failed or self.delete_failed:
+            return Outcome("redrive", FAIL, [self.error or "some messages were not moved"])
+        return Outcome("redrive", PASS, [f"moved {self.moved} dead letter(s) back to the queue"])
+
     def markdown(self) -> str:
         if self.skipped:
-            return f"**Skipped:** {self.skipped}"
+            return f"**SKIPPED:** {self.skipped}"
         if not self.enabled:
             return (
                 "Nothing moved (`redrive_dead_letters = False`). Fix the cause shown in the "
@@ -535,14 +545,20 @@ class PipelineStatus:
     @property
     def verdict(self) -> str:
         if self.skipped:
-            return "SKIPPED"
+            return SKIPPED
         if self.problems:
-            return "FAIL"
-        return "WARN" if self.warnings else "PASS"
+            return FAIL
+        return WARN if self.warnings else PASS
+
+    def outcome(self) -> Outcome:
+        if self.skipped:
+            return Outcome("pipeline", SKIPPED, [self.skipped])
+        reasons = {FAIL: self.problems, WARN: self.warnings}.get(self.verdict) or [self._headline()]
+        return Outcome("pipeline", self.verdict, reasons)
 
     def markdown(self) -> str:
         if self.skipped:
-            return f"**Skipped:** {self.skipped}"
+            return f"**SKIPPED:** {self.skipped}"
         lines = [f"**{self.verdict}:** " + self._headline()]
         lines += [f"- FAIL: {problem}" for problem in self.problems]
         lines += [f"- WARN: {warning}" for warning in self.warnings]
@@ -601,7 +617,7 @@ def pipeline_status(
     """Section 3: the queue's depth and oldest message, the dead letters and the alarms.
     Changes nothing; what is unknown is named, not fatal."""
     if not config.live:
-        return PipelineStatus(skipped=config.missing()[0])
+        return PipelineStatus(skipped=config.why_not_live())
     # The worker's names only narrow the alarms; section 8 reports its log group.
     status = PipelineStatus(
         missing=config.pipeline_missing("queue_url", "dead_letter_queue_url", "alarm_topic_arn")
@@ -632,7 +648,7 @@ def pipeline_status(
 def redrive(config: RunbookConfig, aws: AwsClients | None, *, enabled: bool = False) -> Redrive:
     """Section 3's action: the dead letters back to the queue, only when ``enabled``."""
     if not config.live:
-        return Redrive(enabled, skipped=config.missing()[0])
+        return Redrive(enabled, skipped=config.why_not_live())
     missing = config.pipeline_missing("queue_url", "dead_letter_queue_url")
     if missing:
         return Redrive(enabled, skipped="unknown: " + ", ".join(missing))

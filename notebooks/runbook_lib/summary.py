@@ -1,4 +1,5 @@
-"""The run's summary: JSON-safe, without secrets (the demo and tests read it), and its recap."""
+"""The run's summary (JSON-safe, without secrets: the demo, CI and tests read it), its verdict
+and the recap that names every section's outcome."""
 
 from __future__ import annotations
 
@@ -6,22 +7,25 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import asdict
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from runbook_lib.config import RunbookConfig
-from runbook_lib.health import DistributionHealth
 from runbook_lib.history_cost import HistoryResult
-from runbook_lib.hooks import HookSync
+from runbook_lib.hooks import NetlifyHooks
 from runbook_lib.invalidate import ManualInvalidation
-from runbook_lib.logs import LogErrors
-from runbook_lib.masking import mask_url
+from runbook_lib.logs import Troubleshooting
+from runbook_lib.masking import mask_text, mask_url
 from runbook_lib.notify import TriggerResult
-from runbook_lib.pipeline import PipelineStatus, Redrive, age_text, pipeline_summary
-from runbook_lib.verification import VerifyResult
+from runbook_lib.path_health import PathHealth
+from runbook_lib.pipeline import PipelineStatus, Redrive, pipeline_summary
+from runbook_lib.reconciler import ReconcilerStatus
+from runbook_lib.verdict import SKIPPED, Outcome, Verdict, overall
+from runbook_lib.verification import Verification
+from runbook_lib.where import WhereAmI
 
 
 def _plain(value: Any) -> Any:
@@ -33,75 +37,199 @@ def _plain(value: Any) -> Any:
         return {str(key): _plain(val) for key, val in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
-    if isinstance(value, datetime):
+    if isinstance(value, datetime | pd.Timestamp):
         return value.isoformat()
     return value
+
+
+def _trigger(result: TriggerResult) -> dict[str, Any]:
+    response = result.result
+    return {
+        "mode": result.mode,
+        "sent": result.sent,
+        "event": result.event,
+        "deploy_id": result.deploy_id,
+        "status": result.status,
+        "accepted": result.accepted,
+        "refused": result.refused,
+        "body": _plain(response.body) if response else None,
+        "error": result.error,
+        "skipped": result.skipped,
+    }
+
+
+def _verify(result: Verification) -> dict[str, Any]:
+    return {
+        "mode": result.mode,
+        "verdict": result.verdict,
+        "skipped": result.skipped,
+        "results": [
+            {
+                **{key: _plain(value) for key, value in asdict(item).items()},
+                "verdict": item.verdict,
+            }
+            for item in result.results
+        ],
+    }
+
+
+def _health(result: PathHealth) -> dict[str, Any]:
+    return {
+        "verdict": result.verdict,
+        "skipped": result.skipped,
+        "checks": [_plain(check) for check in result.checks],
+        "in_progress": [_plain(item) for item in result.in_progress],
+        "distributions": [
+            {"distribution_id": d.distribution_id, "flags": d.flags, "error": d.error}
+            for d in result.distributions
+        ],
+    }
+
+
+def _reconciler(result: ReconcilerStatus) -> dict[str, Any]:
+    last = result.last_run
+    return {
+        "skipped": result.skipped,
+        "log_group": result.log_group,
+        "runs": len(result.runs),
+        "last_run": {
+            "time": last.time.isoformat(),
+            "fields": json.loads(mask_text(json.dumps(last.fields, default=str))),
+        }
+        if last
+        else None,
+        "findings": result.findings(),
+        "metrics": _plain(result.metrics),
+        "problems": result.problems,
+    }
+
+
+def _manual(result: ManualInvalidation) -> dict[str, Any]:
+    return {
+        "enabled": result.enabled,
+        "paths": list(result.paths),
+        "given": result.given,
+        "created": result.created,
+        "invalidation_ids": result.invalidation_ids,
+        "problems": result.problems,
+        "skipped": result.skipped,
+        "sent": [_plain(item) for item in result.sent],
+    }
+
+
+def _troubleshooting(result: Troubleshooting) -> dict[str, Any]:
+    return {
+        "skipped": result.skipped,
+        "window_hours": result.window_hours,
+        "errors": {
+            item.role: {
+                "log_group": item.log_group,
+                "count": len(item.table),
+                "message": item.message,
+            }
+            for item in result.errors
+        },
+        "terms": [list(term) for term in result.terms],
+        "found": dict(result.found),
+        "matches": _plain(result.matches),
+    }
+
+
+def _netlify(result: NetlifyHooks) -> dict[str, Any]:
+    return {
+        "action": result.action,
+        "register": result.register,
+        "enable_disabled": result.enable_disabled,
+        "skipped": result.skipped,
+        "refused": result.refused,
+        "error": result.error,
+        "hooks": [hook.row() | {"hook_id": hook.hook_id} for hook in result.hooks],
+    }
 
 
 def run_summary(
     *,
     config: RunbookConfig,
-    trigger_result: TriggerResult | None = None,
-    verify_result: VerifyResult | None = None,
-    history_result: HistoryResult | None = None,
-    health: list[DistributionHealth] | None = None,
-    manual_result: ManualInvalidation | None = None,
-    errors: LogErrors | None = None,
-    hook: HookSync | None = None,
+    where: WhereAmI | None = None,
+    health: PathHealth | None = None,
     pipeline: PipelineStatus | None = None,
     redrive_result: Redrive | None = None,
-    worker_errors: LogErrors | None = None,
+    reconciler: ReconcilerStatus | None = None,
+    trigger_result: TriggerResult | None = None,
+    verification: Verification | None = None,
+    history_result: HistoryResult | None = None,
+    manual_result: ManualInvalidation | None = None,
+    troubleshooting: Troubleshooting | None = None,
+    hooks: NetlifyHooks | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
-    """What the run found, JSON-safe and without secrets (the demo and tests read it)."""
-    response = trigger_result.result if trigger_result else None
+    """What the run found and did, section by section, with the verdict; no secrets. A section
+    not given is named in the recap as not run."""
+    sections: list[tuple[str, Any]] = [
+        ("where am I", where),
+        ("health", health),
+        ("pipeline", pipeline),
+        ("redrive", redrive_result),
+        ("reconciler", reconciler),
+        ("trigger", trigger_result),
+        ("verify", verification),
+        ("history", history_result),
+        ("manual invalidation", manual_result),
+        ("troubleshooting", troubleshooting),
+        ("netlify hooks", hooks),
+    ]
+    outcomes = [
+        part.outcome() if part is not None else Outcome(name, SKIPPED, ["not run"])
+        for name, part in sections
+    ]
+    verdict = overall(outcomes)
+    verified = (
+        [r.invalidation_id for r in verification.results if r.invalidation_id]
+        if (verification)
+        else []
+    )
     return {
         "stack": config.stack,
+        "generated_at": (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "live": config.live,
         "config_source": config.source_summary(),
         "pulumi_note": config.pulumi_note,
+        "region": config.region,
+        "endpoint": config.endpoint,
+        "account": where.account if where else None,
+        "stack_account": config.stack_account,
         "webhook_url": mask_url(config.webhook_url),
-        "distribution_id": config.distribution_id,
-        "trigger": {
-            "sent": bool(trigger_result and trigger_result.sent),
-            "deploy_id": trigger_result.deploy_id if trigger_result else None,
-            "status": trigger_result.status if trigger_result else None,
-            "accepted": bool(response and response.accepted),
-            "body": _plain(response.body) if response else None,
-            "error": trigger_result.error if trigger_result else None,
-        },
-        "verify": _plain(verify_result) if verify_result else None,
-        "health": [
-            {"distribution_id": h.distribution_id, "flags": h.flags, "error": h.error}
-            for h in health or []
-        ],
-        "history": {
-            "rows": len(history_result.table) if history_result else 0,
-            "invalidation_ids": list(history_result.table["invalidation_id"])
-            if history_result
-            else [],
-            "contains_verified": bool(
-                history_result
-                and verify_result
-                and history_result.contains(verify_result.invalidation_id)
-            ),
-            "usage": _plain(history_result.usage) if history_result else None,
-        },
-        "manual": {
-            "dry_run": manual_result.dry_run,
-            "created": manual_result.created,
-            "invalidation_id": manual_result.invalidation_id,
-            "problems": manual_result.problems,
-            "skipped": manual_result.skipped,
-        }
-        if manual_result
-        else None,
+        "distribution_ids": list(config.distribution_ids),
+        "targets": list(config.targets),
+        "verdict": verdict.as_json(),
+        "health": _health(health) if health else None,
         "pipeline": pipeline_summary(pipeline, redrive_result),
-        "errors": {"count": len(errors.table), "message": errors.message} if errors else None,
-        "worker_errors": {"count": len(worker_errors.table), "message": worker_errors.message}
-        if worker_errors
+        "reconciler": _reconciler(reconciler) if reconciler else None,
+        "trigger": _trigger(trigger_result) if trigger_result else None,
+        "verify": _verify(verification) if verification else None,
+        "history": {
+            "rows": len(history_result.table),
+            "invalidation_ids": list(history_result.table["invalidation_id"]),
+            "contains_verified": bool(verified)
+            and all(history_result.contains(item) for item in verified),
+            "usage": _plain(history_result.usage) if history_result.usage else None,
+        }
+        if history_result
         else None,
-        "netlify": {"action": hook.action, "hook_id": hook.hook_id} if hook else None,
+        "manual": _manual(manual_result) if manual_result else None,
+        "troubleshooting": _troubleshooting(troubleshooting) if troubleshooting else None,
+        "netlify": _netlify(hooks) if hooks else None,
     }
+
+
+def verdict_of(summary: Mapping[str, Any]) -> Verdict:
+    """The summary's verdict as a ``Verdict`` again (for ``show_verdict``)."""
+    data = summary.get("verdict") or {}
+    sections = [
+        Outcome(item["section"], item["verdict"], list(item.get("reasons") or []))
+        for item in data.get("sections") or []
+    ]
+    return Verdict(data.get("verdict", "WARN"), list(data.get("reasons") or []), sections)
 
 
 def write_summary(path: str | os.PathLike | None, summary: Mapping[str, Any]) -> Path | None:
@@ -109,63 +237,15 @@ def write_summary(path: str | os.PathLike | None, summary: Mapping[str, Any]) ->
         return None
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+    target.write_text(json.dumps(summary, indent=2, default=str) + "\n", encoding="utf-8")
     return target
 
 
-def recap(summary: Mapping[str, Any]) -> str:
-    """The run in a few lines, from ``run_summary``."""
-    if not summary.get("live"):
-        return "**Recap:** nothing was inspected: no stack configured (see section 1)."
-    trig, ver = summary["trigger"], summary.get("verify") or {}
-    lines = ["**Recap**"]
-    if trig["sent"]:
-        lines.append(f"- notification for deploy `{trig['deploy_id']}`: answer {trig['status']}")
-    elif trig["deploy_id"]:
-        answered = f" (answer {trig['status']})" if trig["status"] is not None else ""
-        lines.append(f"- deploy `{trig['deploy_id']}` notified by the caller{answered}")
-    if ver.get("skipped"):
-        lines.append(f"- verify: skipped ({ver['skipped']})")
-    elif ver:
-        lines.append(
-            f"- invalidation `{ver.get('invalidation_id')}`: {ver.get('status')} "
-            f"after {ver.get('elapsed_s', 0):.1f} s"
-            + (" (timed out)" if ver.get("timed_out") else "")
-        )
-    lines.append(
-        f"- history: {summary['history']['rows']} invalidation(s)"
-        + (", including this one" if summary["history"]["contains_verified"] else "")
-    )
-    flagged = [h["distribution_id"] for h in summary["health"] if h["flags"] or h["error"]]
-    lines.append(f"- health: {'flags on ' + ', '.join(flagged) if flagged else 'no flags'}")
-    lines.append(f"- pipeline: {_pipeline_line(summary.get('pipeline') or {})}")
+def recap(summary: Mapping[str, Any], subject: str | None = None) -> str:
+    """Every section's outcome, one line each, in the notebook's order."""
+    subject = subject or f"stack `{summary.get('stack')}`"
+    lines = [f"**Recap** of {subject} at {summary.get('generated_at')}:"]
+    for item in (summary.get("verdict") or {}).get("sections") or []:
+        reasons = "; ".join(item.get("reasons") or [])
+        lines.append(f"- {item['section']}: **{item['verdict']}**, {reasons}")
     return "\n".join(lines)
-
-
-def _pipeline_line(pipeline: Mapping[str, Any]) -> str:
-    """Section 3 in one line: its verdict, the queue, the dead letters, alarms, the redrive."""
-    if not pipeline or pipeline.get("skipped"):
-        return f"skipped ({pipeline.get('skipped') or 'not run'})"
-    parts = []
-    queue = pipeline.get("queue") or {}
-    if queue and queue.get("error") is None:
-        oldest = queue.get("oldest_age_s")
-        parts.append(
-            f"{queue.get('visible')} queued, {queue.get('in_flight')} in flight"
-            + (f" (oldest {age_text(oldest)})" if oldest is not None else "")
-        )
-    if pipeline.get("dead_letters") is not None:
-        parts.append(f"{pipeline['dead_letters']['count']} dead letter(s)")
-    alarms = pipeline.get("alarms") or {}
-    if alarms and not alarms.get("error") and not alarms.get("skipped"):
-        firing = alarms.get("in_alarm") or []
-        parts.append(
-            f"{len(firing)} alarm(s) in ALARM" + (f" ({', '.join(firing)})" if firing else "")
-        )
-    moved = pipeline.get("redrive") or {}
-    if moved.get("enabled") and not moved.get("skipped"):
-        parts.append(f"{moved.get('moved', 0)} redriven")
-    missing = pipeline.get("missing") or []
-    if missing:
-        parts.append(f"{len(missing)} value(s) unknown")
-    return f"{pipeline.get('verdict')}: " + ("; ".join(parts) or "nothing read")

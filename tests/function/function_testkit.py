@@ -16,9 +16,9 @@ import jwt
 EVENTS = Path(__file__).resolve().parent.parent / "events"
 
 # The token the fixture events carry (tests/events/alb_single_value.json and friends).
-TOKEN = "nEt1ify-Hook_T0ken.42~x"
+TOKEN = "nEt1ify-Hook_T0ken-42x"
 # tests/events/alb_encoded_query.json carries this token percent-encoded, as the ALB passes it.
-ENCODED_FIXTURE_TOKEN = "s3cr+t/part= with%escapes"
+ENCODED_FIXTURE_TOKEN = "Enc0ded_Tok3n-with-escapes"
 JWS_SECRET = "jws-secret-for-tests-9d2c1a-0f8e7d6c5b4a"
 FIXTURE_DEPLOY_ID = "6566f3c2b9a1d40008a7e1f3"
 FIXTURE_SITE_ID = "4f1b9c2e-8d3a-4e6f-9b7c-2a1d5e8f0c3b"
@@ -163,3 +163,19 @@ def assert_alb_response(response: object, multi_value: bool) -> dict:
     assert isinstance(body, dict)
     assert isinstance(body["status"], str) and isinstance(body["reason"], str)
     return body
+
+
+def reference_for(
+    document: dict | None = None, paths=("/*",), event: str | None = "deploy_created"
+) -> str:
+    """The caller reference the ingest derives for a Deploy object (the fixture's by default)."""
+    from function.webhook_settings import caller_reference
+
+    document = document if document is not None else deploy()
+    return caller_reference(
+        document["id"],
+        paths,
+        event=event,
+        published_at=document.get("published_at"),
+        updated_at=document.get("updated_at"),
+    )

@@ -10,10 +10,10 @@ from moto.server import ThreadedMotoServer
 
 from function import handler, webhook_settings
 from tests.function.function_testkit import (
-    FIXTURE_DEPLOY_ID,
     SECRETS_PARAMETER,
     TOKEN,
     FakeContext,
+    reference_for,
     request,
 )
 
@@ -50,6 +50,4 @@ def test_handler_talks_to_the_endpoint_in_aws_endpoint_url(moto_server, monkeypa
     (queued,) = json.loads(response["body"])["invalidations"]
     (message,) = sqs.receive_message(QueueUrl=queue_url)["Messages"]
     assert message["MessageId"] == queued["message_id"]
-    assert json.loads(message["Body"])["caller_reference"] == (
-        webhook_settings.caller_reference(FIXTURE_DEPLOY_ID, ["/*"])
-    )
+    assert json.loads(message["Body"])["caller_reference"] == (reference_for())

@@ -15,17 +15,17 @@ import pytest
 from botocore.exceptions import EndpointConnectionError
 from botocore.stub import ANY, Stubber
 
-from function import handler, webhook_settings
+from function import handler
 from function.aws_calls import Budget
 from tests.function.function_testkit import (
-    FIXTURE_DEPLOY_ID,
     SECRETS_PARAMETER,
     FakeContext,
     answer_body,
+    reference_for,
     request,
 )
 
-REFERENCE = webhook_settings.caller_reference(FIXTURE_DEPLOY_ID, ("/*",))
+REFERENCE = reference_for()
 
 
 def entries(world, *indexes: int) -> dict:

@@ -36,7 +36,7 @@ def test_single_value_event_is_read_with_lowercased_headers_and_decoded_query():
     assert request.header("x-mixed-case") == "yes"
     assert request.header("X-NETLIFY-EVENT") == "deploy_created"
     assert request.query_text("source") == "netlify deploy hook"
-    assert request.query_bytes("token") == b"s3cr+t/part= with%escapes"
+    assert request.query_bytes("token") == b"Enc0ded_Tok3n-with-escapes"
 
 
 def test_multi_value_event_keeps_the_last_values():
@@ -157,11 +157,36 @@ def test_backoff_grows_and_is_capped(monkeypatch):
 # -- secrets contract ---------------------------------------------------------------------------
 
 
+TOKEN_16 = "tok-0123456789abc"
+
+
 def test_secrets_round_trip_and_hide_their_values_from_repr():
-    secrets = parse_secrets(secrets_value("tok", "jws"))
-    assert (secrets.token, secrets.jws_secret) == ("tok", "jws")
-    assert "tok" not in repr(secrets) and "jws" not in repr(secrets)
-    assert parse_secrets(secrets_value("tok")).jws_secret is None
+    secrets = parse_secrets(secrets_value(TOKEN_16, "jws-secret", "nfp_api_token"))
+    assert (secrets.token, secrets.jws_secret) == (TOKEN_16, "jws-secret")
+    assert secrets.netlify_api_token == "nfp_api_token"
+    for value in (TOKEN_16, "jws-secret", "nfp_api_token"):
+        assert value not in repr(secrets)
+    assert parse_secrets(secrets_value(TOKEN_16)).jws_secret is None
+    assert parse_secrets(secrets_value(TOKEN_16)).netlify_api_token is None
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"token": "short"}',  # under 16 characters
+        '{"token": "' + "x" * 129 + '"}',  # over 128
+        '{"token": "has a blank in it!"}',
+        '{"token": "tok-0123456789ab*"}',  # an ALB wildcard
+        '{"token": "tok-0123456789\\ud800x"}',  # a lone surrogate
+        '{"token": "tok-0123456789abc", "jws_secret": "bad\\udc00"}',
+        '{"token": "tok-0123456789abc", "netlify_api_token": 5}',
+    ],
+)
+def test_secrets_the_program_would_refuse_are_refused_naming_the_parameter(raw):
+    with pytest.raises(SettingsError) as caught:
+        parse_secrets(raw)
+    assert caught.value.variable == "SECRETS_PARAMETER"
+    assert "tok-0123456789" not in str(caught.value)  # never quoted
 
 
 @pytest.mark.parametrize("raw", ["", "tok", "null", '{"token": ""}', '{"token": 1}'])

@@ -51,6 +51,23 @@ def request(local, method="POST", *, path=None, query=None, host=None, body=b"",
         connection.close()
 
 
+def url_request(local, method="POST", target=None, *, body=b"", headers=()):
+    """One request to a function URL stand-in (every path reaches the function); returns
+    (status, header pairs, body). Header pairs may repeat a name."""
+    target = target or f"{local.settings.webhook_path}?token={TEST_TOKEN}"
+    connection = http.client.HTTPConnection("127.0.0.1", local.listener.port, timeout=30)
+    try:
+        connection.putrequest(method, target)
+        for name, value in headers:
+            connection.putheader(name, value)
+        connection.putheader("Content-Length", str(len(body)))
+        connection.endheaders(body)
+        response = connection.getresponse()
+        return response.status, response.getheaders(), response.read()
+    finally:
+        connection.close()
+
+
 def deploy_body(site_id: str, deploy_id: str) -> bytes:
     deploy = {"id": deploy_id, "site_id": site_id, "state": "ready", "context": "production"}
     return json.dumps(deploy).encode()

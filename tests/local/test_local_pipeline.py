@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from function.invalidation_message import MESSAGE_KEYS
-from function.webhook_settings import caller_reference
+from function.webhook_settings import caller_reference, reference_prefix
 from infra import pipeline
 from infra.stack_files import PROJECT_DIR
 from local.faults import cloudfront_refusing
@@ -89,8 +89,9 @@ def _depth(local, url: str) -> int:
 
 
 def _invalidations(local, deploy_id: str) -> dict[str, list[dict]]:
-    """Distribution -> the invalidation batches CloudFront holds for this deploy's reference."""
-    reference = caller_reference(deploy_id, local.settings.invalidation_paths)
+    """Distribution -> the invalidation batches CloudFront holds for this deploy (by the prefix
+    every caller reference of the deploy starts with: the digest covers the event and times)."""
+    prefix = reference_prefix(deploy_id)
     cloudfront = local.client("cloudfront")
     found: dict[str, list[dict]] = {}
     for dist_id in local.distribution_ids:
@@ -100,7 +101,9 @@ def _invalidations(local, deploy_id: str) -> dict[str, list[dict]]:
             for item in listed.get("Items") or []
         ]
         found[dist_id] = [
-            batch for batch in batches if batch["InvalidationBatch"]["CallerReference"] == reference
+            batch
+            for batch in batches
+            if batch["InvalidationBatch"]["CallerReference"].startswith(prefix)
         ]
     return found
 
@@ -164,7 +167,10 @@ def test_a_notification_is_queued_with_the_exact_body_then_invalidated_once(loca
     results = local.runner.run_until_idle()
     received = [record for result in results for record in result.records]
     paths = sorted(set(local.settings.invalidation_paths))
-    reference = caller_reference(deploy_id, local.settings.invalidation_paths)
+    # The notification's event, and no published_at/updated_at in the test deploy's body.
+    reference = caller_reference(
+        deploy_id, local.settings.invalidation_paths, event="deploy_created"
+    )
     for record in received:
         body = json.loads(record.body)
         assert set(body) == set(MESSAGE_KEYS)

@@ -315,6 +315,9 @@ def test_the_worker_runs_with_its_own_context_and_both_settings_in_the_environme
     assert 0 < context.get_remaining_time_in_millis() <= pipeline.WORKER_TIMEOUT_SECONDS * 1000
 
     environment = worker.environments[-1]
+    # Lambda's own variables are the worker's while it runs, not the ingest's.
+    assert environment["AWS_LAMBDA_FUNCTION_NAME"] == local.worker_function_name
+    assert environment["AWS_LAMBDA_LOG_GROUP_NAME"] == local.worker_log_group_name
     settings = webhook_settings.load_worker_settings(environment)
     assert settings.dead_letter_queue_url == local.dead_letter_queue_url
     assert settings.distribution_ids == local.distribution_ids

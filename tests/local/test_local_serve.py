@@ -6,6 +6,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import selectors
 import shlex
 import signal
@@ -64,6 +65,16 @@ def stop(process: subprocess.Popen) -> str:
     return rest.decode()
 
 
+def _exports(text: str) -> dict[str, str]:
+    """The ``export NAME=value`` lines of ``text``, unquoted."""
+    exported: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("export "):
+            name, _, value = line.removeprefix("export ").strip().partition("=")
+            exported[name] = shlex.split(value)[0] if value else ""
+    return exported
+
+
 def _invalidated_within(exported: dict[str, str], deploy_id: str, deadline_s: float) -> bool:
     """Whether an invalidation for ``deploy_id`` appears on the first distribution in time."""
     cloudfront = boto3.client(
@@ -97,11 +108,8 @@ def test_serve_prints_a_usable_environment_and_stops_on_ctrl_c():
     output = ""
     try:
         output = read_until(process, READY, STARTUP_DEADLINE_S)
-        exported: dict[str, str] = {}
-        for line in output.splitlines():
-            if line.startswith("export "):
-                name, _, value = line.removeprefix("export ").strip().partition("=")
-                exported[name] = shlex.split(value)[0]
+        exported = _exports(output)
+        assert exported["NCW_STACK"] == "dev"  # the first stack's, of every stack file
         assert exported["AWS_ENDPOINT_URL"].startswith("http://127.0.0.1:")
         assert "NCW_JWS_SECRET" in exported
 
@@ -153,7 +161,25 @@ def test_serve_prints_a_usable_environment_and_stops_on_ctrl_c():
         assert connection.getresponse().status == 202
         connection.close()
         assert _invalidated_within(exported, deploy_id, deadline_s=30)
+
+        # The other stack (dev-url, behind the function URL stand-in): its file to source.
+        sourced = re.search(r"^#\s+\. (\S+dev-url\.env)$", output, re.MULTILINE)
+        assert sourced, output
+        other = _exports(Path(sourced.group(1)).read_text())
+        assert other["NCW_STACK"] == "dev-url" and other["NCW_ENDPOINT"] == "functionUrl"
+        assert other["AWS_ENDPOINT_URL"] == exported["AWS_ENDPOINT_URL"]  # one embedded AWS
+        assert other["NCW_FLEET_FILE"] == exported["NCW_FLEET_FILE"]
+        other_url = urllib.parse.urlsplit(other["NCW_WEBHOOK_URL"])
+        connection = http.client.HTTPConnection(other_url.hostname, other_url.port, timeout=20)
+        connection.request(
+            "POST",
+            f"{other_url.path}?{other_url.query}",
+            body=b"{}",
+            headers={"Content-Type": "application/json"},  # no Host: a function URL has no rule
+        )
+        assert connection.getresponse().status == 401  # unsigned: the function refuses it
+        connection.close()
     finally:
         output += stop(process)
     assert process.returncode == 0, output
-    assert "Local stack stopped." in output
+    assert "Local stacks stopped." in output

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
 from function import webhook_settings
 from infra import naming, pipeline
+from infra.function import ARCHITECTURE, HANDLER, RUNTIME, TIMEOUT_SECONDS
+from infra.reconciler import RECONCILER_HANDLER, RECONCILER_TIMEOUT_SECONDS
 from infra.runbook_env import RUNBOOK_ENV
 from infra.stack_files import load_stack_files
 from local.stack import EnvironmentConflict, merged_environment
@@ -58,13 +61,15 @@ def test_an_invalidation_can_be_made_on_a_configured_id(stub_stack):
     assert got["InvalidationBatch"]["CallerReference"] == "t-1"
 
 
-def test_the_secrets_parameter_holds_the_token_and_jws_secret(stub_stack):
+def test_the_secrets_parameter_holds_the_token_the_jws_secret_and_the_netlify_token(stub_stack):
     parameter = stub_stack.client("ssm").get_parameter(
         Name=stub_stack.secrets_parameter_name, WithDecryption=True
     )["Parameter"]
     assert parameter["Type"] == "SecureString"
     secrets = webhook_settings.parse_secrets(parameter["Value"])
     assert (secrets.token, secrets.jws_secret) == (TEST_TOKEN, TEST_JWS_SECRET)
+    # The reconciler's Netlify token: the fake's.
+    assert secrets.netlify_api_token == stub_stack.netlify.token
 
 
 def test_names_come_from_the_pulumi_programs_naming(stub_stack):
@@ -74,13 +79,17 @@ def test_names_come_from_the_pulumi_programs_naming(stub_stack):
     assert stub_stack.secrets_parameter_name == naming.secrets_parameter_name("dev", domain)
 
 
-def test_both_log_groups_exist_with_the_configured_retention(stub_stack):
+def test_the_three_log_groups_exist_with_the_configured_retention(stub_stack):
     groups = stub_stack.client("logs").describe_log_groups(logGroupNamePrefix="/aws/lambda/")[
         "logGroups"
     ]
     retention = stub_stack.settings.log_retention_days
     assert sorted((g["logGroupName"], g.get("retentionInDays")) for g in groups) == sorted(
-        [(stub_stack.log_group_name, retention), (stub_stack.worker_log_group_name, retention)]
+        [
+            (stub_stack.log_group_name, retention),
+            (stub_stack.worker_log_group_name, retention),
+            (stub_stack.reconciler_log_group_name, retention),
+        ]
     )
     assert stub_stack.worker_log_group_name == naming.log_group_name(
         naming.worker_function_name("dev", stub_stack.settings.domain)
@@ -150,8 +159,74 @@ def test_the_runbook_environment_contract(stub_stack):
     assert env["NCW_ALARM_TOPIC_ARN"] == stub_stack.alarm_topic_arn
     assert env["NCW_REGION"] == DEV.provider["aws:region"]
     assert env["AWS_ACCESS_KEY_ID"] and env["AWS_SECRET_ACCESS_KEY"]
+    assert env["NCW_ENDPOINT"] == "alb"
+    assert env["NCW_RECONCILER_FUNCTION_NAME"] == stub_stack.reconciler_function_name
+    assert env["NCW_RECONCILER_LOG_GROUP"] == stub_stack.reconciler_log_group_name
+    assert env["NETLIFY_API_URL"] == stub_stack.netlify.api_url
+    assert env["NETLIFY_AUTH_TOKEN"] == stub_stack.netlify.token
     # Every variable of the runbook's contract is given a value.
     assert {name for name in RUNBOOK_ENV.values() if not env.get(name)} <= {"NCW_NETLIFY_SITE_ID"}
+    # Alone, the stack is a fleet of one: its fleet file holds its environment.
+    fleet_file = Path(env["NCW_FLEET_FILE"])
+    assert json.loads(fleet_file.read_text()) == {"dev": stub_stack.stack_environment()}
+    assert {**stub_stack.stack_environment(), "NCW_FLEET_FILE": str(fleet_file)} == env
+
+
+def test_the_functions_exist_in_lambda_as_the_program_declares_them(stub_stack):
+    lambda_ = stub_stack.client("lambda")
+    version = stub_stack.client("ssm").get_parameter(Name=stub_stack.secrets_parameter_name)[
+        "Parameter"
+    ]["Version"]
+    expected = {
+        stub_stack.function_name: (HANDLER, TIMEOUT_SECONDS, stub_stack.function_variables()),
+        stub_stack.worker_function_name: (
+            pipeline.WORKER_HANDLER,
+            pipeline.WORKER_TIMEOUT_SECONDS,
+            stub_stack.worker_variables(),
+        ),
+        stub_stack.reconciler_function_name: (
+            RECONCILER_HANDLER,
+            RECONCILER_TIMEOUT_SECONDS,
+            stub_stack.reconciler_variables(),
+        ),
+    }
+    for name, (handler, timeout_s, variables) in expected.items():
+        config = lambda_.get_function_configuration(FunctionName=name)
+        assert (config["Runtime"], config["Handler"], config["Timeout"]) == (
+            RUNTIME,
+            handler,
+            timeout_s,
+        )
+        assert config["Architectures"] == [ARCHITECTURE]
+        assert config["Environment"]["Variables"] == variables
+        assert "AWS_ENDPOINT_URL" not in variables  # the program's variables, nothing local
+    ingest = lambda_.get_function_configuration(FunctionName=stub_stack.function_name)
+    assert ingest["Environment"]["Variables"]["SECRETS_VERSION"] == str(version)
+    assert ingest["Environment"]["Variables"]["WEBHOOK_PATH"] == stub_stack.settings.webhook_path
+
+
+def test_the_reconciler_is_scheduled_by_an_eventbridge_rule(stub_stack):
+    events = stub_stack.client("events")
+    rule = events.describe_rule(Name=stub_stack.names.reconciler_schedule_name)
+    minutes = stub_stack.settings.reconcile_minutes
+    assert rule["ScheduleExpression"] == f"rate({minutes} minutes)"
+    targets = events.list_targets_by_rule(Rule=rule["Name"])["Targets"]
+    arn = stub_stack.client("lambda").get_function_configuration(
+        FunctionName=stub_stack.reconciler_function_name
+    )["FunctionArn"]
+    assert [target["Arn"] for target in targets] == [arn]
+
+
+def test_the_site_and_the_stacks_hooks_are_in_the_netlify_fake(stub_stack):
+    site_id = stub_stack.settings.netlify_site_id
+    site = stub_stack.netlify.site(site_id)
+    assert site["published_deploy"]["state"] == "ready"
+    hooks = stub_stack.netlify.hooks(site_id)
+    assert sorted(hook["event"] for hook in hooks) == ["deploy_created", "deploy_restored"]
+    for hook in hooks:
+        assert hook["data"] == {"url": stub_stack.webhook_url, "signature_secret": TEST_JWS_SECRET}
+        assert hook["disabled"] is False
+        assert stub_stack.hook_ids[hook["event"]] == hook["id"]
 
 
 def test_both_functions_settings_are_in_the_environment_while_the_stack_runs(stub_stack):

@@ -9,15 +9,21 @@ import errno
 import json
 import logging
 import os
+import shutil
 import socket
 import threading
 import time
 import urllib.parse
+import urllib.request
+from pathlib import Path
 
 import pytest
+import yaml
 
-from infra.stack_files import load_stack_files
+from infra.stack_files import PROJECT_DIR, load_stack_files
 from local import listener as listener_module
+from local.embedded_aws import EmbeddedAws
+from local.fleet import LocalFleet
 from local.stack import LocalStack, LocalStackAlreadyRunning
 from tests.local.local_helpers import (
     TEST_JWS_SECRET,
@@ -102,7 +108,7 @@ def test_a_failed_moto_reset_on_stop_still_stops_moto(monkeypatch, recording_fun
     def failing_reset(self):
         raise OSError("reset refused")
 
-    monkeypatch.setattr(LocalStack, "_reset_moto", failing_reset)
+    monkeypatch.setattr(EmbeddedAws, "reset", failing_reset)
     try:
         local.stop()  # logs the failed reset and carries on
         assert _port_is_closed(endpoint)
@@ -121,7 +127,7 @@ def test_a_failed_moto_reset_on_start_still_stops_moto(monkeypatch, recording_fu
         endpoints.append(self.endpoint_url)
         raise OSError("reset refused")
 
-    monkeypatch.setattr(LocalStack, "_reset_moto", failing_reset)
+    monkeypatch.setattr(EmbeddedAws, "reset", failing_reset)
     with pytest.raises(OSError, match="reset refused"):
         LocalStack.start("dev", invoke=recording_function)
     assert endpoints and all(_port_is_closed(endpoint) for endpoint in endpoints)
@@ -199,3 +205,98 @@ def test_the_background_runner_hands_queued_messages_to_the_worker_until_stopped
         }
         assert len(_runner_threads()) == 1
     assert _runner_threads() == []
+
+
+# -- fleets: several stacks on one embedded AWS ---------------------------------------------------
+
+
+class EnvironmentRecorder(RecordingFunction):
+    """A recording ingest that also keeps ``os.environ`` as each invocation saw it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.environments: list[dict[str, str]] = []
+
+    def __call__(self, event: dict, context: object) -> dict:
+        self.environments.append(dict(os.environ))
+        return super().__call__(event, context)
+
+
+def test_each_function_of_a_fleet_sees_only_its_own_stacks_environment(monkeypatch):
+    monkeypatch.delenv("QUEUE_URL", raising=False)
+    recorder = EnvironmentRecorder()
+    with LocalFleet.start(["dev", "dev-url"], invoke=recorder, poll_queue=False) as fleet:
+        dev, url = fleet["dev"], fleet["dev-url"]
+        request(dev, query=f"token={dev.settings.webhook_token.reveal()}")
+        urllib.request.urlopen(url.listener_url + "/", timeout=10).read()  # noqa: S310 (local)
+        seen_dev, seen_url = recorder.environments
+        assert (seen_dev["QUEUE_URL"], seen_url["QUEUE_URL"]) == (dev.queue_url, url.queue_url)
+        assert seen_dev["AWS_LAMBDA_FUNCTION_NAME"] == dev.function_name
+        assert seen_url["AWS_LAMBDA_FUNCTION_NAME"] == url.function_name
+        assert seen_url["WEBHOOK_PATH"] == url.settings.webhook_path
+        assert "QUEUE_URL" not in os.environ  # between invocations: neither stack's
+        assert os.environ["AWS_ENDPOINT_URL"] == fleet.endpoint_url
+
+
+def test_a_fleet_refuses_a_second_embedded_aws_and_stops_cleanly(monkeypatch, recording_function):
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("NCW_FLEET_FILE", raising=False)
+    before = dict(os.environ)
+    fleet = LocalFleet.start(["dev", "dev-url"], invoke=recording_function)
+    try:
+        ports = [local.listener.port for local in fleet]
+        folder = fleet.fleet_file.parent
+        with pytest.raises(LocalStackAlreadyRunning, match="fleet dev, dev-url"):
+            LocalStack.start("dev", invoke=recording_function)
+        with pytest.raises(LocalStackAlreadyRunning):
+            LocalFleet.start(["dev"], invoke=recording_function)
+        endpoint = fleet.endpoint_url
+    finally:
+        fleet.stop()
+    fleet.stop()  # a second stop is harmless
+    assert dict(os.environ) == before
+    assert not folder.exists()  # the fleet file (secrets) is gone
+    assert _port_is_closed(endpoint)
+    for port in ports:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))
+    with LocalStack.start("dev", invoke=recording_function):  # the process is free again
+        pass
+
+
+def test_an_unknown_stack_fails_the_fleet_before_anything_starts(recording_function):
+    with pytest.raises(FileNotFoundError):
+        LocalFleet.start(["dev", "no-such-stack"], invoke=recording_function)
+    with LocalStack.start("dev", invoke=recording_function):  # nothing was claimed
+        pass
+
+
+@pytest.fixture
+def two_sites(tmp_path) -> Path:
+    """dev's config twice, as two sites with distributions of their own."""
+    shutil.copy(PROJECT_DIR / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    for stack, dist_id in (("site-a", "EAAAAAAAAAAAA1"), ("site-b", "EBBBBBBBBBBBB2")):
+        config = yaml.safe_load((PROJECT_DIR / "Pulumi.dev.yaml").read_text())
+        config["config"]["netlify-cloudfront-webhook:distributionIds"] = [dist_id]
+        config["config"]["netlify-cloudfront-webhook:domain"] = f"lambda.{stack}.example.com"
+        config["config"]["netlify-cloudfront-webhook:hostedZone"] = f"{stack}.example.com"
+        (tmp_path / f"Pulumi.{stack}.yaml").write_text(yaml.safe_dump(config))
+    return tmp_path
+
+
+def test_a_fleet_of_stacks_with_distributions_of_their_own_seeds_each(
+    two_sites, recording_function
+):
+    with LocalFleet.start(project_dir=two_sites, invoke=recording_function) as fleet:
+        assert list(fleet.stacks) == ["site-a", "site-b"]  # every stack file, by name
+        cloudfront = fleet["site-a"].client("cloudfront")
+        listed = cloudfront.list_distributions()["DistributionList"]["Items"]
+        assert sorted(item["Id"] for item in listed) == ["EAAAAAAAAAAAA1", "EBBBBBBBBBBBB2"]
+        assert all(local.shared_distribution_ids == () for local in fleet)
+        aliases = {
+            item["Id"]: item["Aliases"]["Items"][0] for item in listed
+        }  # each shaped like its own site
+        assert aliases == {
+            "EAAAAAAAAAAAA1": "site-a.example.com",
+            "EBBBBBBBBBBBB2": "site-b.example.com",
+        }

@@ -14,7 +14,22 @@ with warnings.catch_warnings():
     import pulumi_aws as aws
 
     _ = (aws.lambda_.Function, aws.ec2.SecurityGroup)
-from tests.program.program_harness import SHARED_LISTENER_ARN, ProgramRun, run_program
+from tests.program.program_harness import (
+    SHARED_LISTENER_ARN,
+    TEST_API_TOKEN,
+    TEST_JWS_SECRET,
+    TEST_TOKEN,
+    ProgramRun,
+    run_committed_stack,
+    run_program,
+)
+
+# Every secret a run may hold, the Netlify API token included.
+ALL_SECRETS = {
+    "webhookToken": TEST_TOKEN,
+    "netlifyJwsSecret": TEST_JWS_SECRET,
+    "netlifyApiToken": TEST_API_TOKEN,
+}
 
 
 @pytest.fixture(scope="session")
@@ -37,5 +52,29 @@ def shared_run() -> ProgramRun:
 def unsigned_run() -> ProgramRun:
     """The dev stack without a JWS secret."""
     run = run_program(secrets={"webhookToken": "Tk_test-0123456789abcdefGHIJ"})
+    assert run.error is None, run.error
+    return run
+
+
+@pytest.fixture(scope="session")
+def url_run() -> ProgramRun:
+    """The committed dev-url stack (endpoint functionUrl) plus test secrets."""
+    run = run_committed_stack("dev-url")
+    assert run.error is None, run.error
+    return run
+
+
+@pytest.fixture(scope="session")
+def reconciler_run() -> ProgramRun:
+    """The dev stack (ALB) with a Netlify API token: the reconciler is on."""
+    run = run_program(secrets=ALL_SECRETS)
+    assert run.error is None, run.error
+    return run
+
+
+@pytest.fixture(scope="session")
+def url_reconciler_run() -> ProgramRun:
+    """The dev-url stack with a Netlify API token and a 30-minute schedule."""
+    run = run_committed_stack("dev-url", {"reconcileMinutes": "30"}, secrets=ALL_SECRETS)
     assert run.error is None, run.error
     return run

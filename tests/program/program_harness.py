@@ -20,7 +20,7 @@ from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from infra.settings import PROJECT
+from infra.settings import PROJECT, ConfigError
 from infra.stack_files import PROJECT_DIR, StackFiles, load_stack_files
 
 MAIN = PROJECT_DIR / "__main__.py"
@@ -28,6 +28,7 @@ ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
 TEST_TOKEN = "Tk_test-0123456789abcdefGHIJ"  # 28 characters from the allowed set
 TEST_JWS_SECRET = "jws-test-secret-QWERTY-9876"
+TEST_API_TOKEN = "nfp_TestNetlifyApiToken0123456789abcdefXYZ"  # a personal access token's shape
 DEFAULT_VPC_ID = "vpc-0default0000000001"
 DEFAULT_SUBNETS = ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0bbbbbbbbbbbbbbb2"]
 ZONE_ID = "Z0EXAMPLEZONE"
@@ -44,11 +45,15 @@ SHARED_LB_ARN = (
 # The same ALB's port-80 listener: a wrong listenerArn the program must refuse.
 SHARED_HTTP_LISTENER_ARN = SHARED_LISTENER_ARN.replace("f2f7dc8efc522ab2", "0b0e5a7c1d2e3f40")
 SHARED_LB_DNS = "shared-alb-1234567890.us-east-1.elb.amazonaws.com"
+# What Lambda assigns a function URL: a 32-character id under lambda-url.<region>.on.aws.
+FUNCTION_URL_ID = "abcdefghijklmnopqrstuvwxyz012345"
 
 
 INGEST_COMPONENT = "ncw:site:Function"
 PIPELINE_COMPONENT = "ncw:site:Pipeline"
 ALARMS_COMPONENT = "ncw:site:Alarms"
+RECONCILER_COMPONENT = "ncw:site:Reconciler"
+FUNCTION_URL_COMPONENT = "ncw:site:FunctionUrl"
 
 
 def is_secret_wrapper(value: Any) -> bool:
@@ -130,6 +135,9 @@ class ProgramRun:
 
     def worker(self, type_: str) -> Registration:
         return self.child(PIPELINE_COMPONENT, type_)
+
+    def reconciler(self, type_: str) -> Registration:
+        return self.child(RECONCILER_COMPONENT, type_)
 
 
 # The DNS suffix of each partition the tests run in (aws.get_partition()'s dnsSuffix).
@@ -267,6 +275,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 computed = {"arn": f"{unwrap(inputs['topic'])}:0f1e2d3c-example"}
             case "aws:cloudwatch/metricAlarm:MetricAlarm":
                 computed = {"arn": _arn("cloudwatch", f"alarm:{name}")}
+            case "aws:lambda/functionUrl:FunctionUrl":
+                computed = {
+                    "functionUrl": f"https://{FUNCTION_URL_ID}.lambda-url.{self.region}.on.aws/",
+                    "urlId": FUNCTION_URL_ID,
+                    "functionArn": _arn("lambda", f"function:{unwrap(inputs['functionName'])}"),
+                }
+            case "aws:cloudwatch/eventRule:EventRule":
+                computed = {"arn": _arn("events", f"rule/{name}")}
+                resource_id = name
             case "aws:lambda/eventSourceMapping:EventSourceMapping":
                 resource_id = "a1b2c3d4-esm-example"
                 computed = {"uuid": resource_id, "functionArn": inputs.get("functionName")}
@@ -303,10 +320,21 @@ class RecordingMonitor(MockMonitor):
         return response
 
 
-def dev_config() -> tuple[dict[str, str], dict[str, str]]:
-    """The committed example stack, as the CLI applies it: (project values, provider values)."""
-    files = load_stack_files("dev")
+def dev_config(stack: str = "dev") -> tuple[dict[str, str], dict[str, str]]:
+    """A committed example stack (default: dev), as the CLI applies it: (project values,
+    provider values)."""
+    files = load_stack_files(stack)
     return dict(files.values), dict(files.provider)
+
+
+def run_committed_stack(
+    stack: str,
+    overrides: Mapping[str, str | None] | None = None,
+    *,
+    secrets: Mapping[str, str] | None = None,
+) -> ProgramRun:
+    """Run the program on the committed ``Pulumi.<stack>.yaml`` as stack ``stack``."""
+    return run_program(overrides, secrets=secrets, stack=stack, stack_files=load_stack_files(stack))
 
 
 def run_program(
@@ -351,9 +379,19 @@ def _run(values: dict, provider: dict, secret_keys: set, stack: str, partition: 
         run.error = error
         return run
     root = settings.get_root_resource()
+    assert root is not None, "the program ran without a root stack resource"
     for name, value in root.outputs.items():
         output = pulumi.Output.from_input(value)
         run.outputs[name] = _sync_await(output.future())
         if _sync_await(output.is_secret()):
             run.secret_outputs.add(name)
     return run
+
+
+def config_error(run: ProgramRun) -> ConfigError:
+    """The ConfigError a run ended with: a RunError (clean CLI exit, message alone) caused by it."""
+    assert isinstance(run.error, pulumi.RunError), run.error
+    cause = run.error.__cause__
+    assert isinstance(cause, ConfigError), cause
+    assert str(run.error) == str(cause)
+    return cause

@@ -103,8 +103,9 @@ def test_one_subnet_is_fine_for_a_shared_listener():
 )
 def test_bad_value_stops_the_program_before_any_resource_or_lookup(overrides, key):
     run = run_program(overrides)
-    assert _config_error(run).key == key
-    assert str(run.error) == str(run.error.__cause__)  # the CLI shows the message alone
+    error = _config_error(run)
+    assert error.key == key
+    assert str(run.error) == str(error)  # the CLI shows the message alone
     assert run.resources == []
     assert run.invokes == []
 

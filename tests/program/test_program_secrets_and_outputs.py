@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from infra.netlify_hook import EVENTS
 from tests.program.program_harness import TEST_JWS_SECRET, TEST_TOKEN, plain_strings
 
 OUTPUT_NAMES = {
+    "endpoint",
     "webhook_url",
-    "netlify_hook",
+    "netlify_hooks",
     "function_name",
     "function_arn",
     "log_group_name",
@@ -51,8 +53,8 @@ def test_outputs_are_exactly_the_documented_ones(request, run_name):
     assert set(request.getfixturevalue(run_name).outputs) == OUTPUT_NAMES
 
 
-def test_webhook_url_and_netlify_hook_are_secret_outputs(own_alb_run):
-    assert own_alb_run.secret_outputs == {"webhook_url", "netlify_hook"}
+def test_webhook_url_and_netlify_hooks_are_secret_outputs(own_alb_run):
+    assert own_alb_run.secret_outputs == {"webhook_url", "netlify_hooks"}
 
 
 def test_other_outputs_never_contain_a_secret(own_alb_run):
@@ -66,22 +68,31 @@ def test_webhook_url_carries_domain_path_and_token(own_alb_run):
     )
 
 
-def test_netlify_hook_is_the_hooks_api_body_with_the_signature_secret(own_alb_run):
-    assert own_alb_run.outputs["netlify_hook"] == {
-        "type": "url",
-        "event": "deploy_created",
-        "data": {
-            "url": own_alb_run.outputs["webhook_url"],
-            "signature_secret": TEST_JWS_SECRET,
-        },
-    }
+def test_netlify_hooks_are_one_hooks_api_body_per_event_with_the_signature_secret(own_alb_run):
+    assert EVENTS == ("deploy_created", "deploy_restored")
+    assert own_alb_run.outputs["netlify_hooks"] == [
+        {
+            "type": "url",
+            "event": event,
+            "data": {
+                "url": own_alb_run.outputs["webhook_url"],
+                "signature_secret": TEST_JWS_SECRET,
+            },
+        }
+        for event in EVENTS
+    ]
 
 
-def test_netlify_hook_without_jws_secret_has_no_signature_secret(unsigned_run):
-    assert unsigned_run.outputs["netlify_hook"]["data"] == {
-        "url": unsigned_run.outputs["webhook_url"]
-    }
-    assert unsigned_run.secret_outputs == {"webhook_url", "netlify_hook"}
+def test_netlify_hooks_without_jws_secret_have_no_signature_secret(unsigned_run):
+    hooks = unsigned_run.outputs["netlify_hooks"]
+    assert [hook["event"] for hook in hooks] == list(EVENTS)
+    assert [hook["data"] for hook in hooks] == [{"url": unsigned_run.outputs["webhook_url"]}] * 2
+    assert unsigned_run.secret_outputs == {"webhook_url", "netlify_hooks"}
+
+
+def test_endpoint_output_says_alb(own_alb_run, shared_run):
+    assert own_alb_run.outputs["endpoint"] == "alb"
+    assert shared_run.outputs["endpoint"] == "alb"
 
 
 def test_plain_outputs_have_their_documented_shapes(own_alb_run):

@@ -146,3 +146,85 @@ def set_status(moto_aws):
 @pytest.fixture
 def fake_clock():
     return FakeClock()
+
+
+# ---------------------------------------------------------------------------- a site in moto
+
+RUNTIME = "python3.13"  # what infra.function.RUNTIME says; the tests check the runbook reads it
+
+
+def _zip() -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("function/handler.py", "def handler(event, context):\n    return None\n")
+    return buffer.getvalue()
+
+
+def seed_site(
+    stack: str,
+    distribution_ids: list[str],
+    *,
+    region: str = "us-east-1",
+    reconciler: bool = False,
+    endpoint: str = "alb",
+) -> dict[str, str]:
+    """One site stack's resources in moto (inside ``mock_aws``), as the program deploys them:
+    its functions (the program's runtime, the ingest's SECRETS_VERSION), secrets parameter,
+    queues, log groups and alarm topic. Returns the NCW_* environment that describes it."""
+    from infra.function import RUNTIME as PROGRAM_RUNTIME
+
+    assert PROGRAM_RUNTIME == RUNTIME
+    iam = boto3.client("iam", region_name=region)
+    try:
+        role = iam.get_role(RoleName="ncw-test")["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        role = iam.create_role(RoleName="ncw-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    ssm = boto3.client("ssm", region_name=region)
+    parameter = f"/netlify-cloudfront-webhook/{stack}/secrets"
+    ssm.put_parameter(Name=parameter, Type="SecureString", Value='{"token": "t' + "0" * 20 + '"}')
+    version = ssm.get_parameter(Name=parameter)["Parameter"]["Version"]
+    sqs = boto3.client("sqs", region_name=region)
+    dead = sqs.create_queue(QueueName=f"ncw-{stack}-dead-letters")["QueueUrl"]
+    queue = sqs.create_queue(QueueName=f"ncw-{stack}-invalidations")["QueueUrl"]
+    topic = boto3.client("sns", region_name=region).create_topic(Name=f"ncw-{stack}-alarms")[
+        "TopicArn"
+    ]
+    lambda_ = boto3.client("lambda", region_name=region)
+    logs = boto3.client("logs", region_name=region)
+    names = {"ingest": f"ncw-{stack}", "worker": f"ncw-{stack}-worker"}
+    if reconciler:
+        names["reconciler"] = f"ncw-{stack}-reconciler"
+    for role_name, name in names.items():
+        variables = {"DISTRIBUTION_IDS": ",".join(distribution_ids)}
+        if role_name == "ingest":
+            variables |= {"SECRETS_PARAMETER": parameter, "SECRETS_VERSION": str(version)}
+        if role_name == "reconciler":
+            variables |= {"STACK_NAME": stack}
+        lambda_.create_function(
+            FunctionName=name,
+            Runtime=RUNTIME,
+            Role=role,
+            Handler="function.handler.handler",
+            Code={"ZipFile": _zip()},
+            Environment={"Variables": variables},
+        )
+        logs.create_log_group(logGroupName=f"/aws/lambda/{name}")
+    env = {
+        "NCW_STACK": stack,
+        "NCW_REGION": region,
+        "NCW_ENDPOINT": endpoint,
+        "NCW_WEBHOOK_URL": f"https://{stack}.example.com/webhooks/netlify?token=t{'0' * 20}",
+        "NCW_DISTRIBUTION_IDS": ",".join(distribution_ids),
+        "NCW_FUNCTION_NAME": names["ingest"],
+        "NCW_SECRETS_PARAMETER": parameter,
+        "NCW_QUEUE_URL": queue,
+        "NCW_DEAD_LETTER_QUEUE_URL": dead,
+        "NCW_WORKER_FUNCTION_NAME": names["worker"],
+        "NCW_ALARM_TOPIC_ARN": topic,
+    }
+    if reconciler:
+        env["NCW_RECONCILER_FUNCTION_NAME"] = names["reconciler"]
+    return env

@@ -1,4 +1,4 @@
-"""Section 8 against a local fake of Netlify's documented hooks endpoints."""
+"""Section 10 against a local fake of Netlify's documented hooks endpoints."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import ClassVar
 
 import pytest
 
+from infra.netlify_hook import EVENTS, hook_bodies
 from runbook_lib.config import StackOutputs, load_config
 from runbook_lib.hooks import connect, connect_netlify, unreachable_for_netlify
 
@@ -20,7 +21,8 @@ JWS = "jws-secret-abcdefghijklmnopqrstuvwxyz012345"
 
 
 class FakeNetlify(BaseHTTPRequestHandler):
-    """GET/POST /api/v1/hooks?site_id=, PUT /api/v1/hooks/{id}, bearer token required."""
+    """GET/POST /api/v1/hooks?site_id=, PUT /api/v1/hooks/{id}, POST /api/v1/hooks/{id}/enable;
+    bearer token required. Hooks carry ``disabled`` like Netlify's."""
 
     hooks: ClassVar[dict[str, dict]] = {}
     calls: ClassVar[list[tuple[str, str]]] = []
@@ -42,19 +44,23 @@ class FakeNetlify(BaseHTTPRequestHandler):
         parts = urllib.parse.urlsplit(self.path)
         query = urllib.parse.parse_qs(parts.query)
         hooks = type(self).hooks
-        if parts.path == "/api/v1/hooks" and method == "GET":
+        segments = parts.path.removeprefix("/api/v1/").split("/")
+        if segments == ["hooks"] and method == "GET":
             site = query["site_id"][0]
             return self._reply(200, [h for h in hooks.values() if h["site_id"] == site])
-        if parts.path == "/api/v1/hooks" and method == "POST":
+        if segments == ["hooks"] and method == "POST":
             hook_id = f"hook{len(hooks) + 1:04d}"
-            hooks[hook_id] = {"id": hook_id, "site_id": query["site_id"][0], **body}
-            return self._reply(201, hooks[hook_id])
-        if parts.path.startswith("/api/v1/hooks/") and method == "PUT":
-            hook_id = parts.path.rsplit("/", 1)[1]
-            if hook_id not in hooks:
-                return self._reply(404, {"code": 404, "message": "Not Found"})
+            hooks[hook_id] = {"id": hook_id, "site_id": query["site_id"][0], "disabled": False}
             hooks[hook_id].update(body)
-            return self._reply(200, hooks[hook_id])
+            return self._reply(201, hooks[hook_id])
+        if len(segments) >= 2 and segments[0] == "hooks" and segments[1] not in hooks:
+            return self._reply(404, {"code": 404, "message": "Not Found"})
+        if len(segments) == 2 and method == "PUT":
+            hooks[segments[1]].update(body)
+            return self._reply(200, hooks[segments[1]])
+        if len(segments) == 3 and segments[2] == "enable" and method == "POST":
+            hooks[segments[1]]["disabled"] = False
+            return self._reply(200, hooks[segments[1]])
         return self._reply(404, {"code": 404, "message": "Not Found"})
 
     def do_GET(self):
@@ -81,40 +87,84 @@ def netlify():
     server.server_close()
 
 
-def _body(url: str = URL) -> dict:
-    return {"type": "url", "event": "deploy_created", "data": {"url": url, "signature_secret": JWS}}
-
-
-def _connect(api_url, body=None, **kwargs):
-    options = {"api_token": API_TOKEN, "api_url": api_url, "dry_run": False}
+def _connect(api_url, bodies=None, **kwargs):
+    options = {"api_token": API_TOKEN, "api_url": api_url, "register": True}
     options.update(kwargs)
-    return connect_netlify(body or _body(), SITE, **options)
+    return connect_netlify(bodies or hook_bodies(URL, JWS), SITE, **options)
 
 
-def test_creates_the_hook_when_none_exists(netlify):
+def _methods() -> list[str]:
+    return [method for method, _ in FakeNetlify.calls]
+
+
+def test_registering_creates_one_hook_per_event(netlify):
     result = _connect(netlify)
-    assert result.action == "created" and result.hook_id == "hook0001"
-    stored = FakeNetlify.hooks["hook0001"]
-    assert stored["site_id"] == SITE and stored["event"] == "deploy_created"
-    assert stored["data"] == {"url": URL, "signature_secret": JWS}
-    assert [method for method, _ in FakeNetlify.calls] == ["GET", "POST"]
+    assert [hook.action for hook in result.hooks] == ["created", "created"]
+    stored = sorted(FakeNetlify.hooks.values(), key=lambda hook: hook["event"])
+    assert [hook["event"] for hook in stored] == sorted(EVENTS)
+    for hook in stored:
+        assert hook["site_id"] == SITE and hook["type"] == "url"
+        assert hook["data"] == {"url": URL, "signature_secret": JWS}
+    assert _methods() == ["GET", "POST", "POST"]
     assert FakeNetlify.calls[0][1] == f"/api/v1/hooks?site_id={SITE}"
+    assert result.outcome().verdict == "PASS"
 
 
-def test_running_twice_updates_instead_of_duplicating(netlify):
+def test_registering_twice_updates_both_instead_of_duplicating(netlify):
     _connect(netlify)
     again = _connect(netlify)
-    assert again.action == "updated" and again.hook_id == "hook0001"
-    assert len(FakeNetlify.hooks) == 1
-    assert [method for method, _ in FakeNetlify.calls] == ["GET", "POST", "GET", "PUT"]
+    assert [hook.action for hook in again.hooks] == ["updated", "updated"]
+    assert len(FakeNetlify.hooks) == 2
+    assert _methods() == ["GET", "POST", "POST", "GET", "PUT", "PUT"]
 
 
-def test_a_rotated_token_updates_the_same_hook(netlify):
+def test_a_missing_second_hook_is_added_next_to_the_existing_one(netlify):
+    _connect(netlify, bodies=hook_bodies(URL, JWS)[:1])  # an older stack: deploy_created only
+    result = _connect(netlify)
+    assert [hook.action for hook in result.hooks] == ["updated", "created"]
+    assert sorted(hook["event"] for hook in FakeNetlify.hooks.values()) == sorted(EVENTS)
+
+
+def test_a_rotated_token_updates_the_same_hooks(netlify):
     _connect(netlify)
     rotated = URL.split("?")[0] + "?token=N3w-token-abcdefghijklmnopqrstu"
-    result = _connect(netlify, _body(rotated))
-    assert result.action == "updated" and len(FakeNetlify.hooks) == 1
-    assert FakeNetlify.hooks["hook0001"]["data"]["url"] == rotated
+    result = _connect(netlify, hook_bodies(rotated, JWS))
+    assert [hook.action for hook in result.hooks] == ["updated", "updated"]
+    assert len(FakeNetlify.hooks) == 2
+    assert {hook["data"]["url"] for hook in FakeNetlify.hooks.values()} == {rotated}
+
+
+def test_by_default_the_hooks_are_only_listed(netlify):
+    FakeNetlify.hooks["h1"] = {
+        "id": "h1",
+        "site_id": SITE,
+        "type": "url",
+        "event": "deploy_created",
+        "data": {"url": URL},
+        "disabled": True,
+    }
+    result = _connect(netlify, register=False)
+    assert _methods() == ["GET"]  # read-only: nothing created, updated or enabled
+    created, restored = result.hooks
+    assert (created.state, created.hook_id, created.action) == ("disabled", "h1", "none")
+    assert restored.state == "missing"
+    outcome = result.outcome()
+    assert outcome.verdict == "WARN"
+    assert any("enable_disabled_hooks = True" in reason for reason in outcome.reasons)
+    assert any("register_netlify_hooks = True" in reason for reason in outcome.reasons)
+    assert FakeNetlify.hooks["h1"]["disabled"] is True
+
+
+def test_a_disabled_hook_is_re_enabled_only_when_asked(netlify):
+    _connect(netlify)
+    FakeNetlify.hooks["hook0002"]["disabled"] = True
+    FakeNetlify.calls.clear()
+    result = _connect(netlify, register=False, enable_disabled=True)
+    assert _methods() == ["GET", "POST"]
+    assert FakeNetlify.calls[1][1] == "/api/v1/hooks/hook0002/enable"
+    assert FakeNetlify.hooks["hook0002"]["disabled"] is False
+    assert [hook.action for hook in result.hooks] == ["none", "enabled"]
+    assert result.outcome().verdict == "PASS"
 
 
 def test_other_hooks_of_the_site_are_left_alone(netlify):
@@ -133,28 +183,31 @@ def test_other_hooks_of_the_site_are_left_alone(netlify):
         "data": {"url": URL},
     }
     result = _connect(netlify)
-    assert result.action == "created" and len(FakeNetlify.hooks) == 3
+    assert [hook.action for hook in result.hooks] == ["created", "created"]
+    assert len(FakeNetlify.hooks) == 4
     assert FakeNetlify.hooks["fail1"]["event"] == "deploy_failed"
 
 
-def test_dry_run_shows_the_masked_body_and_calls_nothing(netlify):
-    result = _connect(netlify, dry_run=True)
-    assert result.action == "dry-run" and FakeNetlify.calls == []
-    shown = json.dumps(result.body)
+def test_the_bodies_are_shown_masked(netlify):
+    result = _connect(netlify, register=False)
+    shown = json.dumps(result.bodies) + result.markdown()
     assert JWS not in shown and "abcdefghijklmnopqrstuvwxyz" not in shown
-    assert result.body["data"]["signature_secret"] == "jws-…"
+    assert result.bodies[0]["data"]["signature_secret"] == "jws-…"
 
 
 def test_without_an_api_token_nothing_is_called(netlify):
-    result = _connect(netlify, api_token=None)
-    assert result.action == "dry-run" and "NETLIFY_AUTH_TOKEN" in result.message
-    assert FakeNetlify.calls == []
+    result = _connect(netlify, api_token=None, register=False)
+    assert result.skipped and "NETLIFY_AUTH_TOKEN" in result.skipped
+    assert FakeNetlify.calls == [] and result.outcome().verdict == "SKIPPED"
+    asked = _connect(netlify, api_token=None)
+    assert asked.outcome().verdict == "WARN"  # a write was asked for and could not happen
 
 
 def test_api_errors_are_reported_not_raised(netlify):
     result = _connect(netlify, api_token="wrong")
-    assert result.action == "failed" and "401" in result.message
-    assert FakeNetlify.hooks == {}
+    assert result.action == "failed" and "401" in (result.error or "")
+    assert result.outcome().verdict == "FAIL" and FakeNetlify.hooks == {}
+    assert "wrong" not in result.markdown()
 
 
 def test_connect_reads_token_and_api_url_from_the_environment(netlify):
@@ -164,28 +217,38 @@ def test_connect_reads_token_and_api_url_from_the_environment(netlify):
         stack_outputs=StackOutputs(None, "n/a"),
     )
     env = {"NETLIFY_AUTH_TOKEN": API_TOKEN, "NETLIFY_API_URL": netlify}
-    assert connect(config, dry_run=True, environ=env).action == "dry-run"
-    result = connect(config, dry_run=False, environ=env)
+    assert connect(config, environ=env).action == "checked" and _methods() == ["GET"]
+    result = connect(config, register=True, environ=env)
     assert result.action == "created"
-    assert FakeNetlify.hooks[result.hook_id]["data"] == {"url": URL, "signature_secret": JWS}
+    for hook in FakeNetlify.hooks.values():
+        assert hook["data"] == {"url": URL, "signature_secret": JWS}
 
 
-def test_against_the_local_stack_netlify_is_never_called(netlify):
-    """The local stack exports the real site's id: a hook there would point the real site at
-    this machine."""
+def _local_config(api_url: str):
     env = {
         "AWS_ENDPOINT_URL": "http://127.0.0.1:5000",
-        "NCW_WEBHOOK_URL": URL,
+        "NCW_WEBHOOK_URL": "http://127.0.0.1:8080/webhooks/netlify?token=t0k3n-for-the-local-stack",
         "NCW_JWS_SECRET": JWS,
         "NCW_NETLIFY_SITE_ID": SITE,
     }
-    config = load_config("dev", environ=env, stack_outputs=StackOutputs(None, "n/a"))
+    return load_config("dev", environ=env, stack_outputs=StackOutputs(None, "n/a"))
+
+
+def test_against_the_local_stack_the_real_api_is_never_called():
+    """The local stack exports the real site's id: a hook there would point the real site at
+    this machine."""
+    config = _local_config("https://api.netlify.com/api/v1")
+    api = {"NETLIFY_AUTH_TOKEN": API_TOKEN, "NETLIFY_API_URL": "https://api.netlify.com/api/v1"}
+    result = connect(config, register=True, environ=api)
+    assert result.skipped and "AWS_ENDPOINT_URL is set" in result.skipped
+    assert result.action == "skipped" and result.outcome().verdict == "WARN"
+
+
+def test_against_the_local_stack_a_local_fake_of_the_api_is_used(netlify):
+    config = _local_config(netlify)
     api = {"NETLIFY_AUTH_TOKEN": API_TOKEN, "NETLIFY_API_URL": netlify}
-    result = connect(config, dry_run=False, environ=api)
-    assert result.action == "skipped" and "AWS_ENDPOINT_URL is set" in result.message
-    assert FakeNetlify.calls == [] and FakeNetlify.hooks == {}
-    shown = connect(config, dry_run=True, environ=api)
-    assert shown.action == "dry-run" and "would not be sent to Netlify" in shown.message
+    result = connect(config, register=True, environ=api)
+    assert result.action == "created" and len(FakeNetlify.hooks) == 2
 
 
 @pytest.mark.parametrize(
@@ -201,10 +264,20 @@ def test_against_the_local_stack_netlify_is_never_called(netlify):
         ("https://[fe80::1]/webhooks/netlify?token=t", "not reachable"),
     ],
 )
-def test_a_webhook_url_netlify_cannot_reach_is_never_registered(netlify, url, why):
-    result = _connect(netlify, _body(url))
-    assert result.action == "skipped" and why in result.message
-    assert FakeNetlify.calls == [] and FakeNetlify.hooks == {}
+def test_a_webhook_url_netlify_cannot_reach_is_never_registered(netlify, monkeypatch, url, why):
+    from runbook_lib import hooks
+
+    monkeypatch.setattr(hooks, "is_local_api", lambda api_url: False)  # the fake plays Netlify
+    config = load_config(
+        "dev",
+        environ={"NCW_WEBHOOK_URL": url, "NCW_NETLIFY_SITE_ID": SITE},
+        stack_outputs=StackOutputs(None, "n/a"),
+    )
+    api = {"NETLIFY_AUTH_TOKEN": API_TOKEN, "NETLIFY_API_URL": netlify}
+    result = connect(config, register=True, enable_disabled=True, environ=api)
+    assert result.refused and why in result.refused
+    assert _methods() == ["GET"] and FakeNetlify.hooks == {}  # listed, never written
+    assert result.outcome().verdict == "WARN"
 
 
 def test_a_public_https_host_name_is_registered(netlify):

@@ -162,7 +162,8 @@ def test_pipeline_settings_come_from_the_stack_outputs():
     assert config.worker_log_group == "/aws/lambda/w-group"
     assert config.alarm_topic_arn == outputs["alarm_topic_arn"]
     assert config.region == "eu-west-2"  # the stack's region beats the shell's
-    assert config.sources["queue_url"] == PULUMI and config.sources["region"] == PULUMI
+    assert config.sources["queue_url"] == f"{PULUMI} queue_url"
+    assert config.sources["region"] == f"{PULUMI} region"
     assert config.pipeline_missing() == []
 
 
@@ -180,14 +181,15 @@ def test_pipeline_settings_come_from_the_environment():
     assert config.dead_letter_queue_url == env["NCW_DEAD_LETTER_QUEUE_URL"]
     assert config.worker_log_group == "/aws/lambda/ncw-dev-worker"  # derived from the name
     assert config.region == "eu-central-1"
-    assert config.sources["alarm_topic_arn"] == ENVIRONMENT
+    assert config.sources["alarm_topic_arn"] == f"{ENVIRONMENT} NCW_ALARM_TOPIC_ARN"
+    assert config.stack_account == "123456789012"  # from the topic's ARN
 
 
 def test_where_am_i_lists_the_pipeline_and_its_sources(moto_aws):
     config = _config("http://q/123456789012/q", None)
     table = where_am_i(config).table().set_index("what")
     assert table.loc["queue", "value"] == "http://q/123456789012/q"
-    assert table.loc["queue", "source"] == ENVIRONMENT
+    assert table.loc["queue", "source"] == f"{ENVIRONMENT} NCW_QUEUE_URL"
     assert table.loc["dead-letter queue", "value"] == "-"
     assert table.loc["alarm topic", "value"] == TOPIC
 
@@ -451,7 +453,8 @@ def test_missing_pipeline_outputs_are_named_not_fatal(moto_aws):
 def test_the_section_is_skipped_without_a_stack():
     config = load_config("dev", environ={}, stack_outputs=StackOutputs(None, "n/a"))
     status = pipeline_status(config, None)
-    assert status.skipped and "no stack to talk to" in status.skipped
+    assert status.skipped and "No stack to talk to" in status.skipped
+    assert status.outcome().verdict == "SKIPPED"
     assert redrive(config, None, enabled=True).skipped
 
 
@@ -492,11 +495,13 @@ def test_the_summary_and_recap_carry_the_pipeline(sqs, cloudwatch, queues):
     assert {row["error"] for row in pipeline["dead_letters"]["rows"]} == {"AccessDenied"}
     assert pipeline["alarms"]["in_alarm"] == ["dead-letters"]
     assert pipeline["redrive"]["moved"] == 2
-    line = [text for text in recap(summary).splitlines() if text.startswith("- pipeline:")]
-    assert line == [
-        "- pipeline: FAIL: 1 queued, 0 in flight; 2 dead letter(s); "
-        "1 alarm(s) in ALARM (dead-letters); 2 redriven"
-    ]
+    assert summary["verdict"]["verdict"] == "FAIL"
+    lines = recap(summary).splitlines()
+    [line] = [text for text in lines if text.startswith("- pipeline:")]
+    assert line.startswith("- pipeline: **FAIL**, alarm(s) in ALARM: dead-letters; 2 message(s)")
+    assert "- redrive: **PASS**, moved 2 dead letter(s) back to the queue" in lines
+    # The sections this test did not run are named, never "None".
+    assert "- trigger: **SKIPPED**, not run" in lines and "None" not in recap(summary)
 
 
 @pytest.mark.parametrize(
