@@ -116,8 +116,11 @@ class StackRow:
         alarms = (
             "-"
             if self.alarms_total is None
-            else f"{len(self.alarms_firing)} of {self.alarms_total} in ALARM"
-            + (f": {', '.join(self.alarms_firing)}" if self.alarms_firing else "")
+            # The word ALARM is coloured as a failure: say it only when one is firing.
+            else f"{len(self.alarms_firing)} of {self.alarms_total} in ALARM: "
+            + ", ".join(self.alarms_firing)
+            if self.alarms_firing
+            else f"none of {self.alarms_total} firing"
         )
         return {
             "stack": self.stack,
