@@ -183,7 +183,8 @@ def check_invalidated(fleet: LocalFleet, deploy_ids: dict[str, str], failures: l
         deploy_id = deploy_ids.get(local.stack)
         if deploy_id is None:
             continue
-        for dist_id, batches in find_invalidations(local, deploy_id).items():
+        found = find_invalidations(local, deploy_id)
+        for dist_id, batches in found.items():
             if not batches:
                 failures.append(
                     f"{local.stack}: no invalidation of deploy {deploy_id} on {dist_id}"
@@ -195,6 +196,12 @@ def check_invalidated(fleet: LocalFleet, deploy_ids: dict[str, str], failures: l
                     f"    {local.stack} {dist_id}: invalidation {batch['Id']} status "
                     f"{batch['Status']} reference {reference} "
                     f"paths {batch['InvalidationBatch']['Paths'].get('Items')}"
+                )
+            references = [b["InvalidationBatch"]["CallerReference"] for b in batches]
+            if len(references) > len(set(references)):
+                _say(
+                    "      (one reference, several invalidations: moto does not deduplicate "
+                    "CallerReference; CloudFront returns the first invalidation instead)"
                 )
 
 

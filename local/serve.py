@@ -26,6 +26,7 @@ __all__ = ["export_lines", "main", "serve"]
 def jupyter_hint() -> str:
     # jupyterlab comes with the jupyter extra; the headless form is for terminals only.
     return (
+        "    make jupyter   # once: installs jupyterlab into venv/\n"
         "    venv/bin/jupyter lab notebooks/runbook.ipynb\n"
         "  or write its report (out/runbook-<stack>-<UTC time>.html) headless:\n"
         '    venv/bin/python -m runbook_lib.report -p stack "$NCW_STACK"'
