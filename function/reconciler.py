@@ -302,6 +302,7 @@ class Run:
     caller_reference: str | None = None
     distributions: dict[str, str] = field(default_factory=dict)
     queue_pending: int | None = None
+    dead_letters: int | None = None  # read only when the main queue is empty
     hooks: dict[str, str] | None = None
     enabled_hooks: dict[str, int] | None = None
     disabled_hook_ids: list[str] = field(default_factory=list)
@@ -387,6 +388,7 @@ class Run:
             "caller_reference": self.caller_reference,
             "distributions": dict(self.distributions),
             "queue_pending": self.queue_pending,
+            "dead_letters": self.dead_letters,
             "missed_publishes": self.missed_publishes,
             "hooks": dict(self.hooks) if self.hooks is not None else None,
             "enabled_hooks": dict(self.enabled_hooks) if self.enabled_hooks is not None else None,
@@ -701,6 +703,25 @@ def check_publish(current: ReconcilerSettings, deploy: PublishedDeploy, run: Run
         run.publish = PUBLISH_UNDETERMINED
         return
     run.queue_pending = queue_pending(current.queue_url, run)
+    if current.dead_letter_queue_url and run.queue_pending == 0:
+        run.dead_letters = queue_pending(current.dead_letter_queue_url, run)
+        if run.dead_letters is None or run.dead_letters > 0:
+            # A repair queued now would probably end in the dead-letter queue as well (the
+            # dead-letters alarm is firing): wait until the operator fixed and redrove them.
+            logger.warning(
+                "missed publish of deploy %s: %d distribution(s) deferred, the dead-letter "
+                "queue holds %s message(s)",
+                deploy.id[:128],
+                len(missed),
+                "unknown" if run.dead_letters is None else run.dead_letters,
+                extra={
+                    "request_id": run.request_id,
+                    "outcome": DEFERRED,
+                    "deploy_id": deploy.id[:128],
+                    "dead_letters": run.dead_letters,
+                },
+            )
+            return
     if run.queue_pending is None or run.queue_pending > 0:
         # A message on its way invalidates after published_at; an unreadable queue might hold
         # one. Either way, queueing now could queue twice: the next run looks again.

@@ -238,9 +238,12 @@ class ReconcilerSettings:
     stack_name: str
     invalidation_paths: tuple[str, ...] = DEFAULT_INVALIDATION_PATHS
     netlify_api_url: str = DEFAULT_NETLIFY_API_URL
+    # Optional: while the dead-letter queue holds messages, a repair is not queued again (it
+    # would only end there too, every run, until the cause is fixed).
+    dead_letter_queue_url: str | None = None
 
     def to_environment(self) -> dict[str, str]:
-        return {
+        env = {
             ENV_NETLIFY_SITE_ID: self.netlify_site_id,
             ENV_DISTRIBUTION_IDS: ",".join(self.distribution_ids),
             ENV_INVALIDATION_PATHS: ",".join(self.invalidation_paths),
@@ -250,6 +253,9 @@ class ReconcilerSettings:
             ENV_STACK_NAME: self.stack_name,
             ENV_NETLIFY_API_URL: self.netlify_api_url,
         }
+        if self.dead_letter_queue_url:
+            env[ENV_DEAD_LETTER_QUEUE_URL] = self.dead_letter_queue_url
+        return env
 
 
 _HTTP_URL = re.compile(r"https?://[^\s?#]+")
@@ -288,6 +294,11 @@ def load_reconciler_settings(environ: Mapping[str, str]) -> ReconcilerSettings:
         stack_name=stack,
         invalidation_paths=tuple(paths),
         netlify_api_url=api_url.rstrip("/"),
+        dead_letter_queue_url=(
+            load_queue_url(environ, ENV_DEAD_LETTER_QUEUE_URL)
+            if environ.get(ENV_DEAD_LETTER_QUEUE_URL, "").strip()
+            else None
+        ),
     )
 
 

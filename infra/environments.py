@@ -88,6 +88,7 @@ def reconciler_environment(
     parameter_name: str,
     queue_url: str,
     webhook_endpoint: str,
+    dead_letter_queue_url: str,
 ) -> dict[str, str]:
     """The reconciler's environment, as ``load_reconciler_settings`` reads it.
 
@@ -104,6 +105,7 @@ def reconciler_environment(
         webhook_endpoint=webhook_endpoint,
         stack_name=stack,
         invalidation_paths=settings.invalidation_paths,
+        dead_letter_queue_url=dead_letter_queue_url,
     ).to_environment()
 
 
@@ -146,6 +148,7 @@ def config_time_environments(settings: SiteSettings, stack: str) -> dict[str, di
                 parameter_name=parameter_name,
                 queue_url=queue_url,
                 webhook_endpoint=endpoint.webhook_endpoint(base_url, settings.webhook_path),
+                dead_letter_queue_url=_queue_url(naming.dead_letter_queue_name(stack, domain)),
             ),
             _PARAMETER_VERSION,
         )

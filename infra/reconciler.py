@@ -57,6 +57,7 @@ def reconciler_policy(
     log_group_arn: str,
     parameter_arn: str,
     queue_arn: str,
+    dead_letter_queue_arn: str,
 ) -> dict:
     """The reconciler's policy: least privilege, one statement per purpose.
 
@@ -69,7 +70,8 @@ def reconciler_policy(
       (it also authorizes ``SendMessageBatch``).
     - ``sqs:GetQueueAttributes`` on the same queue: the reconciler queues nothing while the queue
       still holds messages (visible, in flight or delayed) that may cover the publish, so that
-      a later run does not queue twice.
+      a later run does not queue twice; and on the dead-letter queue: while it holds messages,
+      a repair would likely end there too, every run, until the operator fixed the cause.
     - ``cloudwatch:PutMetricData`` on ``*`` (the action has no resource type: the CloudWatch
       guide's namespace example uses ``"Resource": "*"``), limited by the ``cloudwatch:namespace``
       condition to the project's namespace.
@@ -100,7 +102,7 @@ def reconciler_policy(
                 "Sid": "ReadQueueDepth",
                 "Effect": "Allow",
                 "Action": ["sqs:GetQueueAttributes"],
-                "Resource": [queue_arn],
+                "Resource": [queue_arn, dead_letter_queue_arn],
             },
             {
                 "Sid": "PutReconcilerMetrics",
@@ -128,6 +130,8 @@ class Reconciler(pulumi.ComponentResource):
         parameter_version: pulumi.Input[int],
         queue_url: pulumi.Input[str],
         queue_arn: pulumi.Input[str],
+        dead_letter_queue_url: pulumi.Input[str],
+        dead_letter_queue_arn: pulumi.Input[str],
         webhook_endpoint: pulumi.Input[str],
         tags: Mapping[str, str],
         opts: pulumi.ResourceOptions | None = None,
@@ -157,7 +161,9 @@ class Reconciler(pulumi.ComponentResource):
         self.policy = aws.iam.RolePolicy(
             f"{name}-policy",
             role=self.role.id,
-            policy=pulumi.Output.all(self.log_group.arn, parameter_arn, queue_arn).apply(
+            policy=pulumi.Output.all(
+                self.log_group.arn, parameter_arn, queue_arn, dead_letter_queue_arn
+            ).apply(
                 lambda arns: json.dumps(
                     reconciler_policy(
                         partition=partition,
@@ -166,6 +172,7 @@ class Reconciler(pulumi.ComponentResource):
                         log_group_arn=arns[0],
                         parameter_arn=arns[1],
                         queue_arn=arns[2],
+                        dead_letter_queue_arn=arns[3],
                     )
                 )
             ),
@@ -183,7 +190,7 @@ class Reconciler(pulumi.ComponentResource):
             memory_size=RECONCILER_MEMORY_MB,
             environment={
                 "variables": pulumi.Output.all(
-                    queue_url, webhook_endpoint, parameter_version
+                    queue_url, webhook_endpoint, parameter_version, dead_letter_queue_url
                 ).apply(
                     lambda values: with_secrets_version(
                         reconciler_environment(
@@ -192,6 +199,7 @@ class Reconciler(pulumi.ComponentResource):
                             parameter_name=parameter_name,
                             queue_url=values[0],
                             webhook_endpoint=values[1],
+                            dead_letter_queue_url=values[3],
                         ),
                         values[2],
                     )

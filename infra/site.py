@@ -107,6 +107,8 @@ class SiteWebhook(pulumi.ComponentResource):
                 parameter_version=self.function.parameter.version,
                 queue_url=self.pipeline.queue.url,
                 queue_arn=self.pipeline.queue.arn,
+                dead_letter_queue_url=self.pipeline.dead_letter_queue.url,
+                dead_letter_queue_arn=self.pipeline.dead_letter_queue.arn,
                 webhook_endpoint=webhook_endpoint,
                 tags=tags,
                 opts=child,

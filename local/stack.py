@@ -668,6 +668,7 @@ class LocalStack:
                 parameter_name=self.secrets_parameter_name,
                 queue_url=self.queue_url,
                 webhook_endpoint=self.webhook_endpoint,
+                dead_letter_queue_url=self.dead_letter_queue_url,
             ),
             self.secrets_version,
         )

@@ -412,6 +412,26 @@ def test_a_queue_that_cannot_be_read_defers_instead_of_risking_a_second_message(
     assert summary["outcome"] == reconciler.FINDINGS
 
 
+def test_a_dead_letter_keeps_the_repair_from_being_queued_again_every_run(site):
+    # A repair that ended in the dead-letter queue would end there again: wait for the operator.
+    site.configure(DEAD_LETTER_QUEUE_URL=site.dead_letter_url)
+    site.aws.sqs.send_message(QueueUrl=site.dead_letter_url, MessageBody="{}")
+    site.netlify.publish(DEPLOY_ID, minutes_ago(20))
+
+    summary = site.run()
+
+    assert summary["distributions"] == dict.fromkeys(site.distribution_ids, reconciler.DEFERRED)
+    assert (summary["queue_pending"], summary["dead_letters"]) == (0, 1)
+    assert summary["missed_publishes"] == 0
+    assert site.peek() == []  # nothing queued
+
+    # Fixed and redriven (here: the dead letter removed): the next run queues the repair.
+    site.aws.sqs.purge_queue(QueueUrl=site.dead_letter_url)
+    again = site.run()
+    assert again["distributions"] == dict.fromkeys(site.distribution_ids, reconciler.QUEUED)
+    assert again["dead_letters"] == 0
+
+
 class _Raw:
     def __init__(self, data: bytes) -> None:
         self.data = data

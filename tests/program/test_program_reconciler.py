@@ -80,6 +80,10 @@ def _queue(run: ProgramRun):
     return next(r for r in run.of_type(QUEUE) if r.plain["name"].endswith("-invalidations"))
 
 
+def _dead_letter_queue(run: ProgramRun):
+    return next(r for r in run.of_type(QUEUE) if r.plain["name"].endswith("-dead-letters"))
+
+
 def _variables(run: ProgramRun) -> dict[str, str]:
     return run.reconciler(FUNCTION).plain["environment"]["variables"]
 
@@ -158,7 +162,9 @@ def test_reconciler_environment_is_accepted_by_its_own_loader(reconciler_run):
     assert loaded.webhook_endpoint == f"https://{DOMAIN}/webhooks/netlify"
     assert loaded.stack_name == "dev"
     assert loaded.netlify_api_url == webhook_settings.DEFAULT_NETLIFY_API_URL
+    assert loaded.dead_letter_queue_url == reconciler_run.outputs["dead_letter_queue_url"]
     assert set(variables) == {
+        "DEAD_LETTER_QUEUE_URL",
         "NETLIFY_SITE_ID",
         "DISTRIBUTION_IDS",
         "INVALIDATION_PATHS",
@@ -303,11 +309,15 @@ def test_policy_sends_only_to_the_invalidation_queue(reconciler_run):
     assert statement["Resource"] == [_queue(reconciler_run).outputs["arn"]]
 
 
-def test_policy_reads_the_depth_of_the_invalidation_queue_only(reconciler_run):
-    # The reconciler queues nothing while the queue still holds messages for the site.
+def test_policy_reads_the_depth_of_the_site_queues_only(reconciler_run):
+    # The reconciler queues nothing while the queue still holds messages for the site, nor
+    # while the dead-letter queue does (a repair would end there too).
     statement = _statements(reconciler_run)["ReadQueueDepth"]
     assert statement["Action"] == ["sqs:GetQueueAttributes"]
-    assert statement["Resource"] == [_queue(reconciler_run).outputs["arn"]]
+    assert statement["Resource"] == [
+        _queue(reconciler_run).outputs["arn"],
+        _dead_letter_queue(reconciler_run).outputs["arn"],
+    ]
 
 
 def test_policy_allows_every_aws_call_the_reconciler_makes():
@@ -331,6 +341,7 @@ def test_policy_allows_every_aws_call_the_reconciler_makes():
         log_group_arn="arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/x",
         parameter_arn="arn:aws:ssm:us-east-1:123456789012:parameter/p",
         queue_arn="arn:aws:sqs:us-east-1:123456789012:q",
+        dead_letter_queue_arn="arn:aws:sqs:us-east-1:123456789012:dlq",
     )
     granted = {action for s in policy["Statement"] for action in s["Action"]}
     assert {actions[call] for call in calls} <= granted
