@@ -1,8 +1,9 @@
-"""Per-container settings, shared by every function of the package. Standard library only.
+"""Per-container state shared by every function of the package: settings and boto3 clients.
 
 A Lambda container reads its environment once: the first invocation validates it and every later
 one reuses the result. A bad setting is kept too, and logged once per container: every request
 or record fails the same way until the setting is fixed (a fix means new containers anyway).
+Clients are made once per container as well (about 0.1 s each).
 """
 
 from __future__ import annotations
@@ -10,8 +11,12 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+import boto3
+from botocore.config import Config
+
+from . import lambda_logging
 from .webhook_settings import SettingsError
 
 T = TypeVar("T")
@@ -42,3 +47,19 @@ class SettingsOnce(Generic[T]):
                     extra={"outcome": "misconfigured", "variable": error.variable},
                 )
         return self._error
+
+
+def cached_client(
+    clients: dict[str, Any], service: str, config: Config, logger: logging.Logger
+) -> Any:
+    """``clients[service]``, made on first use with ``config``.
+
+    Call it in the handler's thread, never inside ``call_with_deadline``: boto3's default
+    session is not thread-safe. boto3 honours ``AWS_ENDPOINT_URL`` (and
+    ``AWS_ENDPOINT_URL_<SERVICE>``) by itself. Making a client can create the SDK's loggers, so
+    they are clamped again.
+    """
+    if service not in clients:
+        lambda_logging.configure(logger)
+        clients[service] = boto3.client(service, config=config)
+    return clients[service]

@@ -24,8 +24,8 @@ import random
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
-import boto3
 from botocore.config import Config
 
 from . import lambda_logging, webhook_settings
@@ -37,7 +37,7 @@ from .aws_calls import (
     error_code,
     is_transient,
 )
-from .container import SettingsOnce
+from .container import SettingsOnce, cached_client
 from .function_url import is_function_url_event, parse_url_event, respond_url
 from .invalidation_message import InvalidationMessage, bounded, new_message, utc_now_iso
 from .webhook_alb import MAX_BODY_BYTES, AlbRequest, Answer, parse_event, respond
@@ -129,12 +129,8 @@ def settings() -> FunctionSettings | SettingsError:
     return _state.settings.get()
 
 
-def _client(service: str, config: Config):
-    # boto3 honours AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_<SERVICE>) by itself.
-    if service not in _state.clients:
-        lambda_logging.configure(logger)
-        _state.clients[service] = boto3.client(service, config=config)
-    return _state.clients[service]
+def _client(service: str, config: Config) -> Any:
+    return cached_client(_state.clients, service, config, logger)
 
 
 def sqs_client():

@@ -47,7 +47,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 from botocore.config import Config
 
 from . import lambda_logging, netlify_api, webhook_settings
@@ -59,7 +58,7 @@ from .aws_calls import (
     error_code,
     is_transient,
 )
-from .container import SettingsOnce
+from .container import SettingsOnce, cached_client
 from .invalidation_message import new_message, utc_now_iso
 from .netlify_api import NetlifyApiError, NetlifyClient, PublishedDeploy, Timeouts
 from .webhook_settings import ReconcilerSettings, SettingsError
@@ -212,12 +211,7 @@ def settings() -> ReconcilerSettings | SettingsError:
 
 
 def _client(service: str, config: Config) -> Any:
-    # Made in the handler's thread (boto3's default session is not thread-safe), never in a
-    # call thread. boto3 honours AWS_ENDPOINT_URL by itself.
-    if service not in _state.clients:
-        lambda_logging.configure(logger)
-        _state.clients[service] = boto3.client(service, config=config)
-    return _state.clients[service]
+    return cached_client(_state.clients, service, config, logger)
 
 
 def ssm_client() -> Any:

@@ -31,7 +31,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 from botocore.config import Config
 
 from . import lambda_logging, webhook_settings
@@ -43,7 +42,7 @@ from .aws_calls import (
     error_code,
     is_transient,
 )
-from .container import SettingsOnce
+from .container import SettingsOnce, cached_client
 from .invalidation_message import (
     ERROR_CODE_ATTRIBUTE,
     InvalidationMessage,
@@ -140,12 +139,7 @@ def settings() -> WorkerSettings | SettingsError:
 
 
 def _client(service: str, config: Config) -> Any:
-    # boto3 honours AWS_ENDPOINT_URL (and AWS_ENDPOINT_URL_<SERVICE>) by itself. Made here, in
-    # the handler's thread (boto3's default session is not thread-safe), never in a call thread.
-    if service not in _state.clients:
-        lambda_logging.configure(logger)
-        _state.clients[service] = boto3.client(service, config=config)
-    return _state.clients[service]
+    return cached_client(_state.clients, service, config, logger)
 
 
 def cloudfront_client() -> Any:
