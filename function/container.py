@@ -17,7 +17,8 @@ import boto3
 from botocore.config import Config
 
 from . import lambda_logging
-from .webhook_settings import SettingsError
+from .aws_calls import call_with_deadline
+from .webhook_settings import FunctionSecrets, SettingsError, parse_secrets
 
 T = TypeVar("T")
 
@@ -63,3 +64,18 @@ def cached_client(
         lambda_logging.configure(logger)
         clients[service] = boto3.client(service, config=config)
     return clients[service]
+
+
+def read_secrets(client: Any, parameter: str, seconds: float) -> FunctionSecrets:
+    """The site's secrets: ``GetParameter`` with decryption under a hard deadline, parsed.
+
+    Raises what the call raises (``aws_calls.AWS_ERRORS``) or a SettingsError naming
+    ``SECRETS_PARAMETER`` (never quoting the value). ``client`` is made by the caller, in the
+    handler's thread.
+    """
+    response = call_with_deadline(
+        "GetParameter",
+        seconds,
+        lambda: client.get_parameter(Name=parameter, WithDecryption=True),
+    )
+    return parse_secrets(response["Parameter"]["Value"])

@@ -37,7 +37,7 @@ from .aws_calls import (
     error_code,
     is_transient,
 )
-from .container import SettingsOnce, cached_client
+from .container import SettingsOnce, cached_client, read_secrets
 from .function_url import is_function_url_event, parse_url_event, respond_url
 from .invalidation_message import InvalidationMessage, bounded, new_message, utc_now_iso
 from .webhook_alb import MAX_BODY_BYTES, AlbRequest, Answer, parse_event, respond
@@ -154,14 +154,8 @@ def _secrets(parameter: str, budget: Budget) -> FunctionSecrets | Answer:
         return _state.secrets_error
     variable = webhook_settings.ENV_SECRETS_PARAMETER
     try:
-        client = ssm_client()
         deadline_s = min(SSM_DEADLINE_S, (budget.remaining_ms() - RESERVE_MS) / 1000)
-        response = call_with_deadline(
-            "GetParameter",
-            deadline_s,
-            lambda: client.get_parameter(Name=parameter, WithDecryption=True),
-        )
-        secrets = webhook_settings.parse_secrets(response["Parameter"]["Value"])
+        secrets = read_secrets(ssm_client(), parameter, deadline_s)
     except AWS_ERRORS as error:
         code = error_code(error)
         logger.error(

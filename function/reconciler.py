@@ -58,7 +58,7 @@ from .aws_calls import (
     error_code,
     is_transient,
 )
-from .container import SettingsOnce, cached_client
+from .container import SettingsOnce, cached_client, read_secrets
 from .invalidation_message import new_message, utc_now_iso
 from .netlify_api import NetlifyApiError, NetlifyClient, PublishedDeploy, Timeouts
 from .webhook_settings import ReconcilerSettings, SettingsError
@@ -421,12 +421,7 @@ def api_token(current: ReconcilerSettings, run: Run) -> str | None:
     client = ssm_client()
     parameter = current.secrets_parameter
     try:
-        response = call_with_deadline(
-            "GetParameter",
-            seconds,
-            lambda: client.get_parameter(Name=parameter, WithDecryption=True),
-        )
-        secrets = webhook_settings.parse_secrets(response["Parameter"]["Value"])
+        secrets = read_secrets(client, parameter, seconds)
     except AWS_ERRORS as error:
         code = error_code(error)
         transient = is_transient(error)
@@ -697,43 +692,39 @@ def check_publish(current: ReconcilerSettings, deploy: PublishedDeploy, run: Run
         run.publish = PUBLISH_UNDETERMINED
         return
     run.queue_pending = queue_pending(current.queue_url, run)
-    if current.dead_letter_queue_url and run.queue_pending == 0:
+    if run.queue_pending is None or run.queue_pending > 0:
+        # A message on its way invalidates after published_at; an unreadable queue might hold
+        # one. Either way, queueing now could queue twice: the next run looks again.
+        _defer(run, deploy, missed, "the queue", "queue_pending", run.queue_pending)
+        return
+    if current.dead_letter_queue_url:
         run.dead_letters = queue_pending(current.dead_letter_queue_url, run)
         if run.dead_letters is None or run.dead_letters > 0:
             # A repair queued now would probably end in the dead-letter queue as well (the
             # dead-letters alarm is firing): wait until the operator fixed and redrove them.
-            logger.warning(
-                "missed publish of deploy %s: %d distribution(s) deferred, the dead-letter "
-                "queue holds %s message(s)",
-                deploy.id[:128],
-                len(missed),
-                "unknown" if run.dead_letters is None else run.dead_letters,
-                extra={
-                    "request_id": run.request_id,
-                    "outcome": DEFERRED,
-                    "deploy_id": deploy.id[:128],
-                    "dead_letters": run.dead_letters,
-                },
-            )
+            _defer(run, deploy, missed, "the dead-letter queue", "dead_letters", run.dead_letters)
             return
-    if run.queue_pending is None or run.queue_pending > 0:
-        # A message on its way invalidates after published_at; an unreadable queue might hold
-        # one. Either way, queueing now could queue twice: the next run looks again.
-        logger.warning(
-            "missed publish of deploy %s: %d distribution(s) deferred, the queue holds %s "
-            "message(s)",
-            deploy.id[:128],
-            len(missed),
-            "unknown" if run.queue_pending is None else run.queue_pending,
-            extra={
-                "request_id": run.request_id,
-                "outcome": DEFERRED,
-                "deploy_id": deploy.id[:128],
-                "queue_pending": run.queue_pending,
-            },
-        )
-        return
     queue_messages(current, deploy, missed, run)
+
+
+def _defer(
+    run: Run, deploy: PublishedDeploy, missed: list[str], queue: str, field: str, count: int | None
+) -> None:
+    """Log that the missed distributions wait for a later run, because ``queue`` holds
+    ``count`` messages (None: it could not be read)."""
+    logger.warning(
+        "missed publish of deploy %s: %d distribution(s) deferred, %s holds %s message(s)",
+        deploy.id[:128],
+        len(missed),
+        queue,
+        "unknown" if count is None else count,
+        extra={
+            "request_id": run.request_id,
+            "outcome": DEFERRED,
+            "deploy_id": deploy.id[:128],
+            field: count,
+        },
+    )
 
 
 def check_hooks(client: NetlifyClient, current: ReconcilerSettings, run: Run) -> None:
